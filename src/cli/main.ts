@@ -1,0 +1,88 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { type Config, ConfigError, loadConfig } from '../config.ts';
+
+/** One entry per verb; each module exports `run` and is loaded only when its verb is used. */
+type Verb = {
+  summary: string;
+  usage: string;
+  load: () => Promise<{ run: (config: Config, args: string[]) => Promise<number> }>;
+};
+
+const VERBS: Record<string, Verb> = {
+  migrate: {
+    summary:
+      'create the database if needed and apply pending migrations (safe to run from every pod)',
+    usage: 'audit-sweeper migrate',
+    load: () => import('./migrate.ts'),
+  },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(VERBS).map((v) => v.length));
+  const lines = Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`);
+  return [
+    'audit-sweeper: finalizes audit-log entries whose completion was lost, and serves the log.',
+    '',
+    'Usage: audit-sweeper <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Settings come from environment variables (see README.md); a bad one exits with code 2.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [verbName, ...rest] = argv;
+  if (!verbName || verbName === '--help' || verbName === '-h' || verbName === 'help') {
+    console.log(help());
+    return verbName ? 0 : 2;
+  }
+  const verb = VERBS[verbName];
+  if (!verb) {
+    console.error(`unknown command "${verbName}"; run audit-sweeper --help`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`Usage: ${verb.usage}\n\n${verb.summary}`);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  const module = await verb.load();
+  return module.run(config, rest);
+}
+
+/** Parses a verb's options; a bad option is a usage error (exit 2), like a bad setting. */
+export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
+  args: string[],
+  options: T,
+) {
+  return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    if (
+      err?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+      err?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
+    ) {
+      console.error(err.message);
+      process.exitCode = 2;
+      return;
+    }
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

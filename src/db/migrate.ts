@@ -1,0 +1,90 @@
+import { readdir, readFile } from 'node:fs/promises';
+import pg from 'pg';
+import type { Logger } from '../log.ts';
+import * as sql from './sql.ts';
+
+const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
+
+export type Migration = { version: number; name: string; sql: string };
+export type MigrateResult = { applied: string[]; current: number };
+
+/** The numbered .sql files beside this module, in order: 001_name.sql, 002_name.sql, ... */
+export async function loadMigrations(): Promise<Migration[]> {
+  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
+  return Promise.all(
+    files.map(async (file) => ({
+      version: Number.parseInt(file, 10),
+      name: file.replace(/\.sql$/, ''),
+      sql: await readFile(new URL(file, MIGRATIONS_DIR), 'utf8'),
+    })),
+  );
+}
+
+/**
+ * Applies every pending migration, each in its own transaction. Pods may all run this at the
+ * same moment: a session advisory lock lets one apply while the others wait, then find nothing
+ * left to do. A database that does not exist yet is created first.
+ */
+export async function migrate(databaseUrl: string, logger: Logger): Promise<MigrateResult> {
+  await createDatabaseIfMissing(databaseUrl, logger);
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    application_name: 'audit-sweeper migrate',
+  });
+  await client.connect();
+  try {
+    await client.query(sql.lockMigrations, [sql.MIGRATION_LOCK_KEY]);
+    await client.query(sql.createMigrationsTable);
+    const done = new Set(
+      (await client.query(sql.appliedMigrations)).rows.map((r) => r.version as number),
+    );
+    const applied: string[] = [];
+    let current = Math.max(0, ...done);
+    for (const migration of await loadMigrations()) {
+      if (done.has(migration.version)) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(migration.sql);
+        await client.query(sql.recordMigration, [migration.version, migration.name]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw new Error(`migration ${migration.name} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      logger.info({ migration: migration.name }, 'migration applied');
+      applied.push(migration.name);
+      current = migration.version;
+    }
+    return { applied, current };
+  } finally {
+    await client.query(sql.unlockMigrations, [sql.MIGRATION_LOCK_KEY]).catch(() => {});
+    await client.end();
+  }
+}
+
+async function createDatabaseIfMissing(databaseUrl: string, logger: Logger): Promise<void> {
+  const probe = new pg.Client({ connectionString: databaseUrl });
+  try {
+    await probe.connect();
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') throw err; // 3D000: database does not exist
+  } finally {
+    await probe.end().catch(() => {});
+  }
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.slice(1));
+  url.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  try {
+    await admin.query(sql.createDatabase(name));
+    logger.info({ database: name }, 'database created');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P04') throw err; // 42P04: another pod created it
+  } finally {
+    await admin.end();
+  }
+}

@@ -1,0 +1,40 @@
+import pg from 'pg';
+import type { Logger } from '../log.ts';
+
+export type Pool = pg.Pool;
+
+/**
+ * A pool that survives the database going away: an idle client's error is logged instead of
+ * crashing the process (pg emits it on the pool), and the next query opens a fresh connection.
+ */
+export function createPool(
+  connectionString: string,
+  logger: Logger,
+  options: { max?: number; applicationName?: string } = {},
+): Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'audit-sweeper',
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  return pool;
+}
+
+/** True for errors that a retry can cure: lost connections, shutdowns, deadlocks, overload. */
+export function isTransientDatabaseError(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  // node-pg's own errors for a dropped or unreachable server carry no code.
+  if (
+    typeof message === 'string' &&
+    /Connection terminated|timeout exceeded when trying to connect/.test(message)
+  )
+    return true;
+  if (typeof code !== 'string') return false;
+  if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN)$/.test(code)) return true;
+  // 08: connection exception; 40001/40P01: serialization failure, deadlock; 53: out of resources;
+  // 57P01..57P03: admin shutdown, crash shutdown, cannot connect now.
+  return /^(08...|40001|40P01|53...|57P0[123])$/.test(code);
+}

@@ -1,0 +1,190 @@
+import { isTransientDatabaseError, type Pool } from '../db/pool.ts';
+import * as sql from '../db/sql.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import { type RetryPolicy, withRetry } from '../retry.ts';
+import { EntryNotFoundError } from './errors.ts';
+import { decodePageToken, encodePageToken, type QueryBinding } from './page-token.ts';
+import type {
+  CompleteOutcome,
+  Completion,
+  Entry,
+  ListQuery,
+  NewEntry,
+  Page,
+  Result,
+} from './types.ts';
+import { parseCompletion, parseId, parseListQuery, parseNewEntry } from './validate.ts';
+
+export type StoreOptions = {
+  logger?: Logger;
+  /** Rows completed less than this long ago are not listed yet (see sql.listCompleted). */
+  listSafetyMarginMs?: number;
+  /** How `complete` retries a database that is briefly away; the reference's 250 ms x2, ~5 s. */
+  completeRetry?: Pick<RetryPolicy, 'initialDelayMs' | 'totalMs'>;
+};
+
+/**
+ * The audit log: what applications write (init, complete) and what clients read (list).
+ * init must succeed before an operation runs; complete is best effort and may be lost, which is
+ * what the sweeper exists for.
+ */
+export class AuditLogStore {
+  private readonly logger: Logger;
+  private pageKey: Promise<string> | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: StoreOptions = {},
+  ) {
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Records an operation about to run; returns its id. Any failure reaches the caller. */
+  async init(entry: NewEntry): Promise<string> {
+    const e = parseNewEntry(entry);
+    const actor = e.actor;
+    const { rows } = await this.pool.query(sql.insertEntry, [
+      e.requestId,
+      e.requestUri,
+      e.operationId,
+      e.sourceIp,
+      e.userAgent ?? null,
+      'id' in actor ? actor.id : null,
+      'siloId' in actor ? actor.siloId : null,
+      actor.kind,
+      e.auth?.method ?? null,
+      e.auth && 'credentialId' in e.auth ? e.auth.credentialId : null,
+    ]);
+    return rows[0].id;
+  }
+
+  /**
+   * Records an operation's result, unless the row is already final (completed, or timed out by
+   * the sweeper): a completed row never changes. Brief database outages are retried.
+   */
+  async complete(id: string, result: Completion): Promise<CompleteOutcome> {
+    parseId(id);
+    const r = parseCompletion(result);
+    const errorFields = r.kind === 'error' ? [r.errorCode ?? null, r.errorMessage] : [null, null];
+    const policy: RetryPolicy = {
+      initialDelayMs: this.options.completeRetry?.initialDelayMs ?? 250,
+      totalMs: this.options.completeRetry?.totalMs ?? 5_000,
+      isRetryable: isTransientDatabaseError,
+      onRetry: (err, attempt, delayMs) =>
+        this.logger.warn({ err, id, attempt, delayMs }, 'audit log completion failed; retrying'),
+    };
+    return withRetry(policy, async () => {
+      const updated = await this.pool.query(sql.completeEntry, [
+        id,
+        r.kind,
+        r.httpStatusCode,
+        ...errorFields,
+      ]);
+      if (updated.rowCount === 1) return { applied: true } as const;
+      const { rows } = await this.pool.query(sql.entryResultKind, [id]);
+      if (rows.length === 0) throw new EntryNotFoundError(id);
+      const existingResult = toResultKind(rows[0].result_kind);
+      this.logger.warn(
+        { id, existingResult, attempted: r.kind },
+        'late completion ignored: entry already final',
+      );
+      return { applied: false, existingResult } as const;
+    });
+  }
+
+  /** Completed entries by (time_completed, id), one page at a time. */
+  async list(query: ListQuery): Promise<Page> {
+    const q = parseListQuery(query);
+    const binding: QueryBinding = {
+      order: q.order,
+      startTime: toIso(q.startTime),
+      endTime: q.endTime ? toIso(q.endTime) : null,
+    };
+    const key = await this.pageTokenKey();
+    const cursor = q.pageToken ? decodePageToken(key, binding, q.pageToken) : null;
+    const statement =
+      q.order === 'ascending' ? sql.listCompletedAscending : sql.listCompletedDescending;
+    const { rows } = await this.pool.query(statement, [
+      binding.startTime,
+      binding.endTime,
+      q.limit,
+      cursor?.time ?? null,
+      cursor?.id ?? null,
+      this.options.listSafetyMarginMs ?? 0,
+    ]);
+    const items = rows.map(toEntry);
+    const last = items.at(-1);
+    // A full page may have more behind it; a short one is the end (for now).
+    const nextPageToken =
+      last && items.length === q.limit
+        ? encodePageToken(key, binding, { time: last.timeCompleted, id: last.id })
+        : null;
+    return { items, nextPageToken };
+  }
+
+  private pageTokenKey(): Promise<string> {
+    this.pageKey ??= this.pool.query(sql.pageTokenKey).then(({ rows }) => {
+      if (!rows[0]) throw new Error('page token key missing: run `audit-sweeper migrate`');
+      return rows[0].value as string;
+    });
+    this.pageKey.catch(() => {
+      this.pageKey = undefined;
+    });
+    return this.pageKey;
+  }
+}
+
+const toIso = (t: string | Date) => new Date(t).toISOString();
+
+function toResultKind(kind: string | null): Result['kind'] {
+  if (kind === null) throw new Error('entry is incomplete');
+  return kind === 'timeout' ? 'unknown' : (kind as Result['kind']);
+}
+
+type Row = Record<string, string | number | null>;
+
+/** A database row in the shape clients see; `timeout` becomes `unknown` here and only here. */
+export function toEntry(row: Row): Entry {
+  const s = (k: string) => row[k] as string;
+  const actorKind = s('actor_kind');
+  const actor =
+    actorKind === 'user_builtin'
+      ? { kind: actorKind, id: s('actor_id') }
+      : actorKind === 'silo_user'
+        ? { kind: actorKind, id: s('actor_id'), siloId: s('actor_silo_id') }
+        : actorKind === 'scim'
+          ? { kind: actorKind, siloId: s('actor_silo_id') }
+          : { kind: 'unauthenticated' as const };
+  const method = row.auth_method as string | null;
+  const auth: Entry['auth'] =
+    method === null
+      ? null
+      : method === 'spoof'
+        ? { method: 'spoof' }
+        : { method: method as 'session_cookie', credentialId: s('credential_id') };
+  const kind = toResultKind(row.result_kind as string | null);
+  const result: Result =
+    kind === 'success'
+      ? { kind, httpStatusCode: row.http_status_code as number }
+      : kind === 'error'
+        ? {
+            kind,
+            httpStatusCode: row.http_status_code as number,
+            errorCode: row.error_code as string | null,
+            errorMessage: s('error_message'),
+          }
+        : { kind: 'unknown' };
+  return {
+    id: s('id'),
+    timeStarted: s('time_started'),
+    timeCompleted: s('time_completed'),
+    requestId: s('request_id'),
+    requestUri: s('request_uri'),
+    operationId: s('operation_id'),
+    sourceIp: s('source_ip'),
+    userAgent: row.user_agent as string | null,
+    actor: actor as Entry['actor'],
+    auth,
+    result,
+  };
+}

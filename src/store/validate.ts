@@ -1,0 +1,112 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { InvalidInputError } from './errors.ts';
+import type { Completion, ListQuery, NewEntry } from './types.ts';
+
+/**
+ * Input checks that run before anything reaches the database, so that a caller gets the field
+ * and the reason instead of a constraint name. Limits mirror the table's.
+ */
+
+const uuid = z.uuid({ error: 'must be a UUID' });
+const text = (max: number) =>
+  z.string({ error: 'must be a string' }).max(max, { error: `must be at most ${max} characters` });
+const required = (max: number) => text(max).min(1, { error: 'must not be empty' });
+const ip = z
+  .string()
+  .refine((value) => isIP(value) !== 0, { error: 'must be an IPv4 or IPv6 address' });
+const timestamp = z.union([
+  z.date().refine((d) => !Number.isNaN(d.getTime()), { error: 'must be a valid date' }),
+  z.iso.datetime({ offset: true, error: 'must be an RFC 3339 timestamp with a time zone' }),
+]);
+
+const actor = z.discriminatedUnion(
+  'kind',
+  [
+    z.object({ kind: z.literal('user_builtin'), id: uuid }).strict(),
+    z.object({ kind: z.literal('silo_user'), id: uuid, siloId: uuid }).strict(),
+    z.object({ kind: z.literal('scim'), siloId: uuid }).strict(),
+    z.object({ kind: z.literal('unauthenticated') }).strict(),
+  ],
+  { error: 'kind must be one of user_builtin, silo_user, scim, unauthenticated' },
+);
+
+const auth = z.discriminatedUnion(
+  'method',
+  [
+    z.object({ method: z.literal('spoof') }).strict(),
+    z
+      .object({
+        method: z.enum(['session_cookie', 'access_token', 'scim_token']),
+        credentialId: uuid,
+      })
+      .strict(),
+  ],
+  { error: 'method must be one of session_cookie, access_token, scim_token, spoof' },
+);
+
+const newEntry = z.object({
+  requestId: required(63),
+  requestUri: required(512),
+  operationId: required(512),
+  sourceIp: ip,
+  userAgent: text(256).nullish(),
+  actor,
+  auth: auth.nullish(),
+});
+
+const statusCode = z
+  .number()
+  .int()
+  .min(100, { error: 'must be an HTTP status from 100 to 599' })
+  .max(599, {
+    error: 'must be an HTTP status from 100 to 599',
+  });
+const completion = z.discriminatedUnion(
+  'kind',
+  [
+    z.object({ kind: z.literal('success'), httpStatusCode: statusCode }).strict(),
+    z
+      .object({
+        kind: z.literal('error'),
+        httpStatusCode: statusCode,
+        errorCode: z.string().nullish(),
+        errorMessage: z.string(),
+      })
+      .strict(),
+  ],
+  { error: 'kind must be success or error (a timeout is only ever written by the sweeper)' },
+);
+
+const listQuery = z
+  .object({
+    startTime: timestamp,
+    endTime: timestamp.nullish(),
+    order: z
+      .enum(['ascending', 'descending'], { error: 'must be ascending or descending' })
+      .default('ascending'),
+    limit: z
+      .number({ error: 'must be a whole number from 1 to 1000' })
+      .int({ error: 'must be a whole number from 1 to 1000' })
+      .min(1, { error: 'must be a whole number from 1 to 1000' })
+      .max(1000, { error: 'must be a whole number from 1 to 1000' })
+      .default(100),
+    pageToken: z.string().nullish(),
+  })
+  .refine((q) => !q.endTime || new Date(q.endTime) > new Date(q.startTime), {
+    path: ['endTime'],
+    error: 'must be later than startTime',
+  });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = [root, ...(issue?.path ?? [])].filter((p) => p !== '').join('.');
+  throw new InvalidInputError(field || root, issue?.message ?? 'is invalid');
+}
+
+export const parseNewEntry = (value: NewEntry) => parse(newEntry, value, '');
+export const parseCompletion = (value: Completion) => parse(completion, value, 'result');
+export const parseId = (value: string, field = 'id') => parse(uuid, value, field);
+export const parseListQuery = (value: ListQuery) => parse(listQuery, value, '');
