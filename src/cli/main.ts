@@ -1,4 +1,3 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from '../config.ts';
 
 /** One entry per verb; each module exports `run` and is loaded only when its verb is used. */
@@ -14,6 +13,22 @@ const VERBS: Record<string, Verb> = {
       'create the database if needed and apply pending migrations (safe to run from every pod)',
     usage: 'audit-sweeper migrate',
     load: () => import('./migrate.ts'),
+  },
+  worker: {
+    summary: 'run a sweep worker (scale by running more); serves /healthz, /readyz, /metrics',
+    usage: 'audit-sweeper worker',
+    load: () => import('./worker.ts'),
+  },
+  sweep: {
+    summary: 'ask the workers for a sweep now; --wait prints its result, --json as JSON',
+    usage: 'audit-sweeper sweep [--wait] [--json]',
+    load: () => import('./sweep.ts'),
+  },
+  simulate: {
+    summary:
+      'write demo audit traffic (init, then complete); a fraction never completes, as if crashed',
+    usage: 'audit-sweeper simulate [--rate 20] [--crash-ratio 0.05] [--duration 30s] [--seed N]',
+    load: () => import('./simulate.ts'),
   },
 };
 
@@ -59,14 +74,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   const module = await verb.load();
   return module.run(config, rest);
-}
-
-/** Parses a verb's options; a bad option is a usage error (exit 2), like a bad setting. */
-export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
-  args: string[],
-  options: T,
-) {
-  return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
 }
 
 main(process.argv.slice(2)).then(

@@ -83,7 +83,10 @@ async function createDatabaseIfMissing(databaseUrl: string, logger: Logger): Pro
     await admin.query(sql.createDatabase(name));
     logger.info({ database: name }, 'database created');
   } catch (err) {
-    if ((err as { code?: string }).code !== '42P04') throw err; // 42P04: another pod created it
+    // Another pod created it: 42P04 if it had committed before we looked, 23505 (on
+    // pg_database's name index) if both CREATE DATABASE statements ran at the same moment.
+    const code = (err as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw err;
   } finally {
     await admin.end();
   }

@@ -8,7 +8,8 @@
  */
 
 const RFC3339 = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
-export const rfc3339 = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', ${RFC3339})`;
+export const rfc3339 = (expression: string) =>
+  `to_char((${expression}) AT TIME ZONE 'UTC', ${RFC3339})`;
 
 // ---- migrations ----------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ export const SchedulerId = {
 export type Trigger = 'schedule' | 'manual';
 
 export type TickData = { trigger: Trigger };
-export type TickResult = { runId: string; partitions: number };
+export type TickResult = { runId: string; partitions: number; joined?: true };
 
 export type RunData = { runId: string; trigger: Trigger; partitions: number; startedAt: string };
 

@@ -97,8 +97,8 @@ export class AuditLogStore {
     const q = parseListQuery(query);
     const binding: QueryBinding = {
       order: q.order,
-      startTime: toIso(q.startTime),
-      endTime: q.endTime ? toIso(q.endTime) : null,
+      startTime: q.startTime,
+      endTime: q.endTime ?? null,
     };
     const key = await this.pageTokenKey();
     const cursor = q.pageToken ? decodePageToken(key, binding, q.pageToken) : null;
@@ -133,8 +133,6 @@ export class AuditLogStore {
     return this.pageKey;
   }
 }
-
-const toIso = (t: string | Date) => new Date(t).toISOString();
 
 function toResultKind(kind: string | null): Result['kind'] {
   if (kind === null) throw new Error('entry is incomplete');

@@ -9,16 +9,38 @@ import type { Completion, ListQuery, NewEntry } from './types.ts';
  */
 
 const uuid = z.uuid({ error: 'must be a UUID' });
-const text = (max: number) =>
-  z.string({ error: 'must be a string' }).max(max, { error: `must be at most ${max} characters` });
+// PostgreSQL text cannot hold NUL; it would fail as a raw database error.
+const NO_NUL = /^[^\0]*$/;
+const plain = z.string({ error: 'must be a string' }).regex(NO_NUL, {
+  error: 'must not contain NUL characters',
+});
+const text = (max: number) => plain.max(max, { error: `must be at most ${max} characters` });
 const required = (max: number) => text(max).min(1, { error: 'must not be empty' });
-const ip = z
-  .string()
-  .refine((value) => isIP(value) !== 0, { error: 'must be an IPv4 or IPv6 address' });
-const timestamp = z.union([
-  z.date().refine((d) => !Number.isNaN(d.getTime()), { error: 'must be a valid date' }),
-  z.iso.datetime({ offset: true, error: 'must be an RFC 3339 timestamp with a time zone' }),
-]);
+// Node accepts an IPv6 zone (fe80::1%eth0); PostgreSQL's inet does not.
+const ip = z.string().refine((value) => isIP(value) !== 0 && !value.includes('%'), {
+  error: 'must be an IPv4 or IPv6 address',
+});
+
+/**
+ * An instant as UTC RFC 3339 text with microseconds, the precision of time_completed: a bound
+ * given as an entry's timeCompleted keeps its exact meaning (a Date alone would cut it to ms).
+ */
+function toUtcMicros(t: string | Date): string {
+  const iso = new Date(t).toISOString();
+  const micros = typeof t === 'string' ? (/\.\d{3}(\d{1,3})/.exec(t)?.[1] ?? '') : '';
+  return `${iso.slice(0, -1)}${micros.padEnd(3, '0')}Z`;
+}
+
+const timestamp = z
+  .union([
+    z.date().refine((d) => !Number.isNaN(d.getTime()), { error: 'must be a valid date' }),
+    z.iso.datetime({ offset: true, error: 'must be an RFC 3339 timestamp with a time zone' }),
+  ])
+  .transform(toUtcMicros)
+  // Outside years 1..9999 the text is not one PostgreSQL reads (0000-, +010000-, -000001-).
+  .refine((t) => /^\d{4}-/.test(t) && !t.startsWith('0000-'), {
+    error: 'must be between the years 1 and 9999',
+  });
 
 const actor = z.discriminatedUnion(
   'kind',
@@ -70,8 +92,8 @@ const completion = z.discriminatedUnion(
       .object({
         kind: z.literal('error'),
         httpStatusCode: statusCode,
-        errorCode: z.string().nullish(),
-        errorMessage: z.string(),
+        errorCode: plain.nullish(),
+        errorMessage: plain,
       })
       .strict(),
   ],
@@ -93,7 +115,8 @@ const listQuery = z
       .default(100),
     pageToken: z.string().nullish(),
   })
-  .refine((q) => !q.endTime || new Date(q.endTime) > new Date(q.startTime), {
+  // Both are UTC text of one format, so text order is time order, to the microsecond.
+  .refine((q) => !q.endTime || q.endTime > q.startTime, {
     path: ['endTime'],
     error: 'must be later than startTime',
   });

@@ -27,14 +27,16 @@ CREATE TABLE audit_log (
     (time_completed IS NULL) = (result_kind IS NULL)
   ),
   -- Each result kind carries exactly the fields that belong to it; an incomplete row carries none.
+  -- `result_kind IS NOT NULL AND` keeps a disjunct false (not NULL, which a CHECK would accept)
+  -- when the kind is NULL.
   CONSTRAINT result_fields_match_kind CHECK (
     (result_kind IS NULL
       AND http_status_code IS NULL AND error_code IS NULL AND error_message IS NULL)
-    OR (result_kind = 'success'
+    OR (result_kind IS NOT NULL AND result_kind = 'success'
       AND http_status_code IS NOT NULL AND error_code IS NULL AND error_message IS NULL)
-    OR (result_kind = 'error'
+    OR (result_kind IS NOT NULL AND result_kind = 'error'
       AND http_status_code IS NOT NULL AND error_message IS NOT NULL)
-    OR (result_kind = 'timeout'
+    OR (result_kind IS NOT NULL AND result_kind = 'timeout'
       AND http_status_code IS NULL AND error_code IS NULL AND error_message IS NULL)
   ),
   -- Built-in users and silo users carry an actor id (silo users also their silo); the others none.
@@ -48,7 +50,8 @@ CREATE TABLE audit_log (
   CONSTRAINT auth_method_matches_credential CHECK (
     (auth_method IS NULL AND credential_id IS NULL)
     OR (auth_method = 'spoof' AND credential_id IS NULL)
-    OR (auth_method IN ('session_cookie', 'access_token', 'scim_token') AND credential_id IS NOT NULL)
+    OR (auth_method IS NOT NULL AND auth_method IN ('session_cookie', 'access_token', 'scim_token')
+      AND credential_id IS NOT NULL)
   )
 );
 

@@ -1,0 +1,40 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { Express } from 'express';
+import type { Logger } from '../log.ts';
+
+/** Starts an HTTP server and resolves once it listens. */
+export async function listen(app: Express, port: number): Promise<Server> {
+  const server = app.listen(port);
+  await once(server, 'listening');
+  return server;
+}
+
+/**
+ * Keeps a long-running command alive until SIGTERM or SIGINT, then closes it and resolves with
+ * exit code 0 (1 if closing failed). A second signal exits at once.
+ */
+export async function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<number> {
+  const signal = await Promise.race(
+    (['SIGTERM', 'SIGINT'] as const).map((name) => once(process, name).then(() => name)),
+  );
+  logger.info({ signal }, 'shutting down');
+  const again = () => {
+    logger.warn('second signal: exiting now');
+    process.exit(1);
+  };
+  process.once('SIGTERM', again).once('SIGINT', again);
+  try {
+    await close();
+    logger.info('shut down cleanly');
+    return 0;
+  } catch (err) {
+    logger.error({ err }, 'shutdown failed');
+    return 1;
+  }
+}
+
+export async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,83 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Pool } from './db/pool.ts';
+import * as sql from './db/sql.ts';
+
+/**
+ * The Prometheus metrics of one process. Counters count what this process did (sum them over
+ * pods); the backlog gauges are read from the database at scrape time, so every process that
+ * serves /metrics reports the same backlog.
+ */
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'audit_sweeper_' });
+  const registers = [registry];
+
+  const metrics = {
+    registry,
+    rowsFinalized: new Counter({
+      name: 'audit_sweeper_rows_finalized_total',
+      help: 'Audit log entries timed out by the sweeper (their completion was lost).',
+      registers,
+    }),
+    partitionSweeps: new Counter({
+      name: 'audit_sweeper_partition_sweeps_total',
+      help: 'Partition sweeps by outcome: drained, budget_spent (continued at once), skipped_locked, failed.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    sweepRuns: new Counter({
+      name: 'audit_sweeper_sweep_runs_total',
+      help: 'Sweep runs (all partitions of one tick) by outcome: success or partial_failure.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    partitionSweepDuration: new Histogram({
+      name: 'audit_sweeper_partition_sweep_duration_seconds',
+      help: 'Time one partition job spent sweeping.',
+      buckets: [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    lockContention: new Counter({
+      name: 'audit_sweeper_lock_contention_total',
+      help: 'Partition jobs that found another sweep of their partition under way and did nothing.',
+      registers,
+    }),
+  };
+
+  const { pool } = options;
+  if (pool) {
+    let pending: Promise<Record<string, number>> | undefined;
+    // Both gauges come from one query per scrape.
+    const readBacklog = () => {
+      pending ??= pool
+        .query(sql.backlog, [options.staleAfterMs])
+        .then(({ rows }) => rows[0])
+        .finally(() => {
+          pending = undefined;
+        });
+      return pending;
+    };
+    new Gauge({
+      name: 'audit_sweeper_backlog_rows',
+      help: 'Incomplete audit log entries: stale (older than STALE_AFTER, waiting for the sweeper) and in_flight.',
+      labelNames: ['state'] as const,
+      registers,
+      async collect() {
+        const b = await readBacklog();
+        this.set({ state: 'stale' }, Number(b.stale));
+        this.set({ state: 'in_flight' }, Number(b.incomplete) - Number(b.stale));
+      },
+    });
+    new Gauge({
+      name: 'audit_sweeper_oldest_incomplete_age_seconds',
+      help: 'Age of the oldest incomplete audit log entry (0 when there is none).',
+      registers,
+      async collect() {
+        this.set(Number((await readBacklog()).oldest_age_ms) / 1000);
+      },
+    });
+  }
+  return metrics;
+}

@@ -1,0 +1,76 @@
+import type { Pool } from '../db/pool.ts';
+import * as sql from '../db/sql.ts';
+import type { SweepStatus } from '../queue/names.ts';
+import { partitionRange } from './partitions.ts';
+
+export type SweepPartitionOptions = {
+  partition: number;
+  partitions: number;
+  staleAfterMs: number;
+  chunkSize: number;
+  /** Stop after the chunk that passes this much time; the caller continues in a new job. */
+  timeBudgetMs: number;
+  /** At most this many chunks (the reference's one-statement-per-run behaviour is maxChunks 1). */
+  maxChunks?: number;
+  /** Aborting stops the sweep before its next chunk; the chunk under way commits. */
+  signal?: AbortSignal;
+  /** Runs before every chunk; throwing stops the sweep (the lock holder checks its lock here). */
+  beforeChunk?: () => Promise<void>;
+  onChunk?: (progress: {
+    chunks: number;
+    finalized: number;
+    lastChunk: number;
+  }) => void | Promise<void>;
+};
+
+/**
+ * One activation of the sweeper for one partition: times out the partition's stale rows in
+ * chunks, each one short transaction, until none is left or the time budget is spent. The cutoff
+ * comes from the database clock once per activation. Never throws: a failure is reported in
+ * the status's `error`, with what was done before it.
+ */
+export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Promise<SweepStatus> {
+  const started = performance.now();
+  const { low, high } = partitionRange(o.partition, o.partitions);
+  const status: SweepStatus = {
+    partition: o.partition,
+    partitions: o.partitions,
+    finalized: 0,
+    chunks: 0,
+    cutoff: null,
+    durationMs: 0,
+    drained: false,
+  };
+  try {
+    const { rows } = await pool.query(sql.staleCutoff, [o.staleAfterMs]);
+    status.cutoff = rows[0].cutoff;
+    while (!o.signal?.aborted && status.chunks < (o.maxChunks ?? Number.POSITIVE_INFINITY)) {
+      await o.beforeChunk?.();
+      const result = await pool.query(sql.finalizeStaleChunk, [
+        status.cutoff,
+        low,
+        high,
+        o.chunkSize,
+      ]);
+      const finalized: number = result.rows[0].finalized;
+      status.chunks += 1;
+      status.finalized += finalized;
+      await o.onChunk?.({
+        chunks: status.chunks,
+        finalized: status.finalized,
+        lastChunk: finalized,
+      });
+      // A short chunk means nothing stale was left (rows locked by a writer were skipped: they
+      // are being completed right now and need no timeout).
+      if (finalized < o.chunkSize) {
+        status.drained = true;
+        break;
+      }
+      if (performance.now() - started >= o.timeBudgetMs) break;
+    }
+  } catch (err) {
+    status.error = err instanceof Error ? err.message : String(err);
+  }
+  status.durationMs = Math.round(performance.now() - started);
+  return status;
+}
