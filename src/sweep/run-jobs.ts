@@ -35,6 +35,9 @@ const UNFINISHED = new Set(['waiting', 'waiting-children', 'active', 'delayed', 
 const CLAIM_GRACE_MS = 60_000;
 
 const currentRunKey = (sq: SweepQueue) => `${sq.prefix}:${SWEEP_QUEUE}:current-run`;
+/** The last runs' summaries, newest first, capped: the dashboard's history and chart. */
+const runHistoryKey = (sq: SweepQueue) => `${sq.prefix}:${SWEEP_QUEUE}:run-history`;
+const RUN_HISTORY_LENGTH = 500;
 export const runJobId = (runId: string) => `run-${runId}`;
 export const partitionJobId = (runId: string, partition: number, continuation: number) =>
   `${runId}-p${partition}${continuation ? `-c${continuation}` : ''}`;
@@ -123,7 +126,12 @@ export async function summarizeRun(
       error,
     })),
   };
-  await redis.eval(DELETE_IF_EQUAL, 1, currentRunKey(sq), job.data.runId);
+  await redis
+    .multi()
+    .lpush(runHistoryKey(sq), JSON.stringify(summary))
+    .ltrim(runHistoryKey(sq), 0, RUN_HISTORY_LENGTH - 1)
+    .eval(DELETE_IF_EQUAL, 1, currentRunKey(sq), job.data.runId)
+    .exec();
   deps.metrics.sweepRuns.inc({
     outcome: summary.failedPartitions.length ? 'partial_failure' : 'success',
   });
@@ -138,4 +146,16 @@ export async function summarizeRun(
   else if (summary.finalized > 0) deps.logger.warn(log, 'sweep run timed out audit log entries');
   else deps.logger.info(log, 'sweep run finished');
   return summary;
+}
+
+/** The last `count` finished runs, newest first. */
+export async function recentRuns(sq: SweepQueue, redis: Redis, count = 50): Promise<RunSummary[]> {
+  const items = await redis.lrange(runHistoryKey(sq), 0, count - 1);
+  return items.map((item) => JSON.parse(item) as RunSummary);
+}
+
+/** The run under way, if any (its id; its job is `run-<id>`). */
+export async function currentRun(sq: SweepQueue, redis: Redis): Promise<string | null> {
+  const runId = await redis.get(currentRunKey(sq));
+  return runId && (await isUnfinished(sq, runId)) ? runId : null;
 }
