@@ -37,7 +37,8 @@ const integer = (def: string, min: number, max: number): Setting<number> => ({
       .int()
       .min(min)
       .max(max)
-      .parse(raw.trim() === '' ? 'x' : raw),
+      // Plain decimal digits only: Number() would also take "0x10", "1e3" or " 16 ".
+      .parse(/^\d+$/.test(raw) ? raw : 'x'),
 });
 
 const url = (def: string, protocols: string[]): Setting<string> => ({

@@ -81,10 +81,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err) => {
-    if (
-      err?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
-      err?.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
-    ) {
+    // A bad option or argument is a usage error, like a bad setting.
+    if (typeof err?.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_')) {
       console.error(err.message);
       process.exitCode = 2;
       return;
