@@ -24,6 +24,12 @@ const VERBS: Record<string, Verb> = {
     usage: 'audit-sweeper sweep [--wait] [--json]',
     load: () => import('./sweep.ts'),
   },
+  status: {
+    summary:
+      'show the backlog, oldest incomplete entry, schedules and last runs; --json for one JSON object',
+    usage: 'audit-sweeper status [--json]',
+    load: () => import('./status.ts'),
+  },
   simulate: {
     summary:
       'write demo audit traffic (init, then complete); a fraction never completes, as if crashed',

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import { createLogger } from '../log.ts';
-import { createRedis } from '../queue/connection.ts';
+import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { requestSweep, waitForSweep } from '../sweep/request-sweep.ts';
 import { parseOptions } from './options.ts';
@@ -15,7 +15,7 @@ export async function run(config: Config, args: string[]): Promise<number> {
     json: { type: 'boolean', default: false },
   });
   const logger = createLogger(config.LOG_LEVEL, 'sweep');
-  const redis = createRedis(config.REDIS_URL, 'producer', logger);
+  const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(config, redis);
   try {
     const tickId = await requestSweep(sq);

@@ -13,6 +13,9 @@ export function createRedis(url: string, role: 'worker' | 'producer', logger: Lo
     // Reconnect forever, backing off to 5 s: an outage must never end the process.
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
     connectionName: `audit-sweeper-${role}`,
+    // Producers connect explicitly (connectProducer) so that their first command cannot fail
+    // merely because the connection is still being made.
+    lazyConnect: role === 'producer',
   });
   let lastError = '';
   redis.on('error', (err) => {
@@ -24,5 +27,17 @@ export function createRedis(url: string, role: 'worker' | 'producer', logger: Lo
     if (lastError) logger.info('Redis connection restored');
     lastError = '';
   });
+  return redis;
+}
+
+/** A producer connection, connected: fails at once with a clear error if Redis does not answer. */
+export async function connectProducer(url: string, logger: Logger): Promise<Redis> {
+  const redis = createRedis(url, 'producer', logger);
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}`, { cause: err });
+  }
   return redis;
 }
