@@ -5,7 +5,10 @@ import { SETTINGS } from '../src/config.ts';
 /** The README's settings table is what operators read: it must list every setting the code reads. */
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const rows = new Map(
-  [...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]*) \|/gm)].map((m) => [m[1], (m[2] ?? '').trim()]),
+  [...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]*) \|/gm)].map((m) => [
+    m[1] ?? '',
+    (m[2] ?? '').trim(),
+  ]),
 );
 
 describe('README', () => {

@@ -3,12 +3,8 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSimulateOptions } from '../src/cli/simulate.ts';
-import {
-  type Outcome,
-  planOperations,
-  runTraffic,
-  type TrafficReport,
-} from '../src/simulate/traffic.ts';
+import { planOperations } from '../src/simulate/operations.ts';
+import { type Outcome, runTraffic, type TrafficReport } from '../src/simulate/traffic.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { parseCompletion, parseNewEntry } from '../src/store/validate.ts';
 import { runCli, startCli } from './support/cli.ts';
