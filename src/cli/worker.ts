@@ -1,19 +1,29 @@
+import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { startSweepWorker } from '../../workers/sweep-worker.ts';
 import type { Config } from '../config.ts';
 import { probesRouter } from '../http/probes.ts';
-import { createLogger } from '../log.ts';
+import { createLogger, type Logger } from '../log.ts';
 import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
 
 /** `audit-sweeper worker`: one sweep worker, with /healthz, /readyz and /metrics for its pod. */
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'worker');
+  const worker = await startWorkerService(config, logger);
+  return runUntilSignal(logger, worker.close);
+}
+
+/** A sweep worker and its probe server; `close` shuts both down gracefully. */
+export async function startWorkerService(config: Config, logger: Logger) {
   const sweeper = await startSweepWorker(config, logger);
   const app = express().disable('x-powered-by').use(probesRouter(sweeper));
   const server = await listen(app, config.WORKER_METRICS_PORT);
-  logger.info({ port: config.WORKER_METRICS_PORT }, 'probes and metrics listening');
-  return runUntilSignal(logger, async () => {
-    await sweeper.close();
-    await closeServer(server);
-  });
+  logger.info({ port: (server.address() as AddressInfo).port }, 'probes and metrics listening');
+  return {
+    metrics: sweeper.metrics,
+    close: async () => {
+      await sweeper.close();
+      await closeServer(server);
+    },
+  };
 }
