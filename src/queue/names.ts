@@ -36,6 +36,11 @@ export type PartitionData = {
   partitions: number;
   /** 0 for the first job of a partition in a run; n for the n-th continuation after a time budget ran out. */
   continuation: number;
+  /**
+   * Rows timed out by this job's earlier attempts that failed after committing some chunks:
+   * counted in the job's status and in its run's totals, so a retry does not lose them.
+   */
+  finalizedByFailedAttempts?: number;
 };
 
 /** What one partition job did; returned by every partition job, failed ones included in the run. */

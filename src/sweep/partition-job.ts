@@ -101,9 +101,15 @@ export async function processPartitionJob(
 
   deps.metrics.rowsFinalized.inc(status.finalized);
   deps.metrics.partitionSweepDuration.observe(status.durationMs / 1000);
+  // Chunks committed by earlier attempts of this job that then failed.
+  const earlier = job.data.finalizedByFailedAttempts ?? 0;
   if (status.error) {
     deps.metrics.partitionSweeps.inc({ outcome: 'failed' });
     log.error({ status }, 'partition sweep failed');
+    if (status.finalized > 0)
+      await job
+        .updateData({ ...job.data, finalizedByFailedAttempts: earlier + status.finalized })
+        .catch((err) => log.warn({ err }, 'could not record the rows this attempt timed out'));
     throw new Error(
       `${status.error} (after timing out ${status.finalized} rows in ${status.chunks} chunks)`,
     );
@@ -115,5 +121,5 @@ export async function processPartitionJob(
   // Out of time, or shutting down: the rest goes to a new job that any worker may take at once.
   // When the lock was lost, its new holder carries on instead.
   if (!status.drained && !lockLost.signal.aborted) await continuePartition(deps.sq, job);
-  return status;
+  return earlier ? { ...status, finalized: earlier + status.finalized } : status;
 }

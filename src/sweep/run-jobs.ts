@@ -92,7 +92,13 @@ async function addRunFlow(sq: SweepQueue, runId: string, trigger: Trigger, parti
 
 /** Adds a partition's next job to the same run, when its time budget ran out before it drained. */
 export async function continuePartition(sq: SweepQueue, job: Job<PartitionData>): Promise<void> {
-  const next = { ...job.data, continuation: job.data.continuation + 1 };
+  const { runId, partition, partitions, continuation } = job.data;
+  const next: PartitionData = { runId, partition, partitions, continuation: continuation + 1 };
+  // A copy of this job (Bull Board's "duplicate", a retried completed job) may have taken the
+  // next id already; adding it again would be silently ignored and stop the drain until the next
+  // tick. Take the next free number instead: an extra chain is harmless, the lock keeps it apart.
+  while (await sq.queue.getJob(partitionJobId(runId, partition, next.continuation)))
+    next.continuation += 1;
   await sq.queue.add(JobName.partition, next, {
     ...partitionJobOptions(sq.config),
     jobId: partitionJobId(next.runId, next.partition, next.continuation),
@@ -109,11 +115,20 @@ export async function summarizeRun(
 ): Promise<RunSummary> {
   const values = Object.values(await job.getChildrenValues<SweepStatus>());
   const failures = Object.entries(await job.getIgnoredChildrenFailures());
+  // A partition that failed for good may have timed out rows before failing; count them too.
+  // A failure's key is the job's Redis key, `<prefix>:<queue>:<job id>` (ids contain no ":").
+  const failedJobs = await Promise.all(
+    failures.map(([key]) =>
+      BullJob.fromId<PartitionData>(sq.queue, key.slice(key.lastIndexOf(':') + 1)),
+    ),
+  );
   const summary: RunSummary = {
     runId: job.data.runId,
     trigger: job.data.trigger,
     partitions: job.data.partitions,
-    finalized: values.reduce((n, s) => n + s.finalized, 0),
+    finalized:
+      values.reduce((n, s) => n + s.finalized, 0) +
+      failedJobs.reduce((n, j) => n + (j?.data.finalizedByFailedAttempts ?? 0), 0),
     chunks: values.reduce((n, s) => n + s.chunks, 0),
     startedAt: job.data.startedAt,
     finishedAt: new Date().toISOString(),
