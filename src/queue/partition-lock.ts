@@ -19,7 +19,8 @@ export class PartitionLock {
   constructor(
     private readonly redis: Redis,
     keyPrefix: string,
-    partition: number,
+    /** Names the id range: "3-of-16" (partition 3 of 7 is another range, with its own lock). */
+    partition: string | number,
     private readonly ttlMs: number,
   ) {
     this.key = `${keyPrefix}:partition-lock:${partition}`;

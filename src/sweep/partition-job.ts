@@ -42,7 +42,7 @@ export async function processPartitionJob(
   const lock = new PartitionLock(
     deps.redis,
     `${deps.sq.prefix}:${SWEEP_QUEUE}`,
-    partition,
+    `${partition}-of-${partitions}`,
     config.SWEEP_LOCK_TTL,
   );
 
