@@ -30,6 +30,12 @@ const VERBS: Record<string, Verb> = {
     usage: 'audit-sweeper status [--json]',
     load: () => import('./status.ts'),
   },
+  dashboard: {
+    summary:
+      'serve the operator dashboard, Bull Board, the audit-log API and /metrics (Basic auth)',
+    usage: 'audit-sweeper dashboard',
+    load: () => import('./dashboard.ts'),
+  },
   simulate: {
     summary:
       'write demo audit traffic (init, then complete); a fraction never completes, as if crashed',

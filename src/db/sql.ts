@@ -128,3 +128,23 @@ export const deleteExpiredChunk = `
     DELETE FROM audit_log AS a USING expired WHERE a.id = expired.id RETURNING a.id
   )
   SELECT count(*)::int AS deleted FROM deleted`;
+
+// ---- dashboard ------------------------------------------------------------------------------
+
+/**
+ * Stale and in-flight rows of every sweep partition, in one statement. $1 and $2 are the
+ * partitions' low and high ids (partitionRange, in partition order), $3 is STALE_AFTER in ms.
+ * The lateral join counts each range with its own scan of the partial index on
+ * (id, time_started) WHERE time_completed IS NULL, so the cost follows the backlog, not the size
+ * of the table, and no incomplete row is compared with every range.
+ */
+export const backlogByPartition = `
+  SELECT (p.ordinality - 1)::int AS partition, c.stale, c.incomplete
+    FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS p(low, high, ordinality)
+   CROSS JOIN LATERAL (
+     SELECT count(*) FILTER (WHERE a.time_started < now() - make_interval(secs => $3::float8 / 1000))::int AS stale,
+            count(*)::int AS incomplete
+       FROM audit_log AS a
+      WHERE a.time_completed IS NULL AND a.id BETWEEN p.low AND p.high
+   ) AS c
+   ORDER BY p.ordinality`;

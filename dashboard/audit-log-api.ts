@@ -1,0 +1,105 @@
+import { type Request, type Response, Router } from 'express';
+import { formatDuration } from '../src/duration.ts';
+import { InvalidInputError } from '../src/store/errors.ts';
+import type { AuditLogStore } from '../src/store/store.ts';
+import type { Entry, ListQuery } from '../src/store/types.ts';
+import { sendError } from './errors.ts';
+
+/** The API's parameter for each field the store names in its InvalidInputError. */
+const PARAMETER_OF_FIELD: Record<string, string> = {
+  startTime: 'start_time',
+  endTime: 'end_time',
+  order: 'sort',
+  limit: 'limit',
+  pageToken: 'page_token',
+};
+const PARAMETERS = new Set(Object.values(PARAMETER_OF_FIELD));
+
+/** The response header that tells clients how far behind "now" the log is served. */
+export const SAFETY_MARGIN_HEADER = 'Audit-Log-Safety-Margin';
+
+class ParameterError extends Error {
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * GET /v1/audit-log: completed entries ordered by (time_completed, id), one page at a time.
+ * The store validates and clamps; this layer only maps query-string text to the store's query
+ * and the store's field names back to parameter names, so every 400 names what the client sent.
+ */
+export function auditLogRouter(deps: { store: AuditLogStore; safetyMarginMs: number }): Router {
+  const router = Router();
+  const margin = formatDuration(deps.safetyMarginMs);
+  router.get('/v1/audit-log', async (req: Request, res: Response) => {
+    res.set(SAFETY_MARGIN_HEADER, margin).set('Cache-Control', 'no-store');
+    try {
+      const page = await deps.store.list(toListQuery(req.query));
+      res.json({ items: page.items.map(toWire), next_page_token: page.nextPageToken });
+    } catch (err) {
+      if (err instanceof ParameterError) {
+        sendError(res, 400, err.message, err.parameter);
+      } else if (err instanceof InvalidInputError) {
+        const message = err.message.replace(`${err.field}: `, '');
+        sendError(res, 400, toParameterNames(message), PARAMETER_OF_FIELD[err.field] ?? err.field);
+      } else {
+        throw err;
+      }
+    }
+  });
+  return router;
+}
+
+/** The store's messages may mention other fields ("must be later than startTime"). */
+function toParameterNames(message: string): string {
+  return message.replace(/\b(startTime|endTime|pageToken)\b/g, (f) => PARAMETER_OF_FIELD[f] ?? f);
+}
+
+function toListQuery(query: Request['query']): ListQuery {
+  const values: Record<string, string> = {};
+  for (const [name, value] of Object.entries(query)) {
+    if (!PARAMETERS.has(name)) {
+      throw new ParameterError(name, `unknown parameter; accepted: ${[...PARAMETERS].join(', ')}`);
+    }
+    if (typeof value !== 'string') throw new ParameterError(name, 'must be given once, as text');
+    if (value === '') throw new ParameterError(name, 'must not be empty');
+    // An unencoded "+01:00" arrives as " 01:00": say so rather than just "not RFC 3339".
+    if (name.endsWith('_time') && / \d{2}:\d{2}$/.test(value)) {
+      throw new ParameterError(name, 'has a space: a "+" in a query string must be sent as %2B');
+    }
+    values[name] = value;
+  }
+  if (values.start_time === undefined) throw new ParameterError('start_time', 'is required');
+  const limit = values.limit;
+  // Plain digits only: Number() would also read "1e3", "0x10" or " 5".
+  if (limit !== undefined && !/^\d{1,4}$/.test(limit)) {
+    throw new ParameterError('limit', 'must be a whole number from 1 to 1000');
+  }
+  return {
+    startTime: values.start_time,
+    endTime: values.end_time ?? null,
+    order: values.sort as ListQuery['order'],
+    limit: limit === undefined ? undefined : Number(limit),
+    pageToken: values.page_token ?? null,
+  };
+}
+
+/** An entry as the API shows it: the same fields in snake_case, like the query parameters. */
+function toWire(entry: Entry): unknown {
+  return snakeCase(entry);
+}
+
+function snakeCase(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCase);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [
+      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+      snakeCase(v),
+    ]),
+  );
+}

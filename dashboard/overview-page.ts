@@ -1,0 +1,116 @@
+import type { RunSummary } from '../src/queue/names.ts';
+import { count, duration, esc, time } from './html.ts';
+import type { Overview, PartitionBacklog } from './overview-data.ts';
+import { renderRunChart } from './run-chart.ts';
+
+/** Up to this many partitions are listed one by one; beyond it, only those with a backlog. */
+const ALL_PARTITIONS_UP_TO = 64;
+const RUNS_IN_TABLE = 20;
+
+/**
+ * The overview, rendered on the server. The page's script re-fetches this same page to refresh
+ * the #overview section, so there is one renderer and no client-side templates.
+ */
+export function renderOverviewPage(base: string, o: Overview): string {
+  return `<!doctype html>
+<html lang="en" data-base="${esc(base)}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>audit-sweeper: overview</title>
+<link rel="stylesheet" href="${esc(base)}/assets/overview.css">
+<script src="${esc(base)}/assets/overview.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>audit-sweeper</h1>
+  <nav>
+    <a href="${esc(base)}/" aria-current="page">Overview</a>
+    <a href="${esc(base)}/queues" data-testid="bull-board-link">Bull Board</a>
+    <a href="${esc(base)}/metrics">Metrics</a>
+    <a href="${esc(base)}/api/overview">Overview JSON</a>
+  </nav>
+</header>
+<section class="sweep-now">
+  <button type="button" id="sweep-now" data-testid="sweep-now">Sweep now</button>
+  <span class="hint">Times out every entry left incomplete for longer than ${esc(duration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
+  <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
+</section>
+${renderMain(o)}
+</body>
+</html>`;
+}
+
+function renderMain(o: Overview): string {
+  const b = o.backlog;
+  const next = o.schedulers.find((s) => s.id === 'sweep')?.nextRunAt ?? null;
+  return `<main id="overview" data-generated-at="${esc(o.generatedAt)}">
+<section class="cards">
+  ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${duration(o.staleAfterMs)}: waiting for the sweeper`, b.stale > 0 ? 'warn' : 'ok')}
+  ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
+  ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? duration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
+  ${card('Sweep under way', 'current-run', o.currentRunId ?? 'none', next ? `next scheduled sweep ${time(next)}` : 'no schedule yet: start a worker')}
+</section>
+<section>
+  <h2>Rows finalized per run</h2>
+  ${renderRunChart(o.recentRuns)}
+</section>
+<section>
+  <h2>Last runs</h2>
+  ${renderRuns(o.recentRuns.slice(0, RUNS_IN_TABLE))}
+</section>
+<section>
+  <h2>Backlog per partition</h2>
+  ${renderPartitions(o.partitions)}
+</section>
+<p class="footnote">Updated ${esc(time(o.generatedAt))}; refreshes every few seconds.</p>
+</main>`;
+}
+
+function card(label: string, id: string, value: string, note: string, tone = ''): string {
+  return `<div class="card ${tone}"><div class="label">${esc(label)}</div><div class="value" data-testid="${id}">${esc(value)}</div><div class="note">${esc(note)}</div></div>`;
+}
+
+function renderRuns(runs: RunSummary[]): string {
+  if (runs.length === 0) return '<p class="empty">No finished runs yet.</p>';
+  const rows = runs
+    .map((r) => {
+      const failed = r.failedPartitions.length
+        ? `<span class="bad">${r.failedPartitions.map((f) => `partition ${f.partition}: ${esc(f.error)}`).join('<br>')}</span>`
+        : '<span class="good">none</span>';
+      const skipped = r.skippedPartitions.length ? r.skippedPartitions.join(', ') : '';
+      return `<tr data-run-id="${esc(r.runId)}">
+<td>${esc(time(r.finishedAt))}</td><td><code>${esc(r.runId)}</code></td><td>${esc(r.trigger)}</td>
+<td class="num" data-testid="run-finalized">${count(r.finalized)}</td><td class="num">${esc(duration(r.durationMs))}</td>
+<td class="num">${count(r.chunks)}</td><td>${esc(skipped)}</td><td>${failed}</td></tr>`;
+    })
+    .join('\n');
+  return `<table data-testid="runs"><thead><tr><th>Finished</th><th>Run</th><th>Trigger</th><th class="num">Rows finalized</th><th class="num">Duration</th><th class="num">Chunks</th><th>Skipped (locked)</th><th>Failed partitions</th></tr></thead>
+<tbody>${rows}</tbody></table>`;
+}
+
+function renderPartitions(partitions: PartitionBacklog[]): string {
+  const shown =
+    partitions.length <= ALL_PARTITIONS_UP_TO
+      ? partitions
+      : partitions.filter((p) => p.stale + p.inFlight > 0);
+  const hidden = partitions.length - shown.length;
+  const max = Math.max(1, ...shown.map((p) => p.stale + p.inFlight));
+  const rows = shown
+    .map(
+      (p) => `<tr data-partition="${p.partition}"><td class="num">${p.partition}</td>
+<td><code>${esc(p.low.slice(0, 8))}…${esc(p.high.slice(0, 8))}</code></td>
+<td class="num" data-testid="partition-stale">${count(p.stale)}</td><td class="num">${count(p.inFlight)}</td>
+<td>${meter(p, max)}</td></tr>`,
+    )
+    .join('\n');
+  return `<table data-testid="partitions"><thead><tr><th class="num">Partition</th><th>Ids</th><th class="num">Stale</th><th class="num">In flight</th><th></th></tr></thead>
+<tbody>${rows}</tbody></table>${hidden ? `<p class="footnote">${hidden} other partitions have nothing incomplete.</p>` : ''}`;
+}
+
+/** A stacked bar as SVG attributes: the page's CSP allows no inline style. */
+function meter(p: PartitionBacklog, max: number): string {
+  const stale = (100 * p.stale) / max;
+  const inFlight = (100 * p.inFlight) / max;
+  return `<svg class="meter" viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true"><rect class="stale" width="${stale}" height="10"/><rect class="in-flight" x="${stale}" width="${inFlight}" height="10"/></svg>`;
+}

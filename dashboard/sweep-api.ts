@@ -1,0 +1,38 @@
+import { type Request, type Response, Router } from 'express';
+import type { Logger } from '../src/log.ts';
+import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import { requestSweep } from '../src/sweep/request-sweep.ts';
+import { sendError } from './errors.ts';
+import { readSweepState } from './sweep-progress.ts';
+
+/** BullMQ job ids: no ":" and nothing a Redis key should not hold. */
+const JOB_ID = /^[\w.-]{1,128}$/;
+
+/**
+ * "Sweep now": POST /api/sweeps asks for a sweep and answers with the tick's job id; GET
+ * /api/sweeps/:tickJobId tells how it goes. Pressing twice is harmless: a waiting tick is
+ * deduplicated, and a tick that finds a run under way joins it instead of starting another.
+ */
+export function sweepRouter(deps: { sq: SweepQueue; base: string; logger: Logger }): Router {
+  const router = Router();
+  router.post('/api/sweeps', async (_req: Request, res: Response) => {
+    const tickJobId = await requestSweep(deps.sq);
+    deps.logger.info({ tickJobId }, 'sweep requested from the dashboard');
+    const statusUrl = `${deps.base}/api/sweeps/${encodeURIComponent(tickJobId)}`;
+    res.status(202).location(statusUrl).json({ tickJobId, statusUrl });
+  });
+  router.get('/api/sweeps/:tickJobId', async (req: Request, res: Response) => {
+    const id = String(req.params.tickJobId);
+    if (!JOB_ID.test(id)) {
+      sendError(res, 400, 'is not a job id', 'tickJobId');
+      return;
+    }
+    const state = await readSweepState(deps.sq, id);
+    if (!state) {
+      sendError(res, 404, `no sweep request ${id} (finished requests are removed after a while)`);
+      return;
+    }
+    res.json(state);
+  });
+  return router;
+}

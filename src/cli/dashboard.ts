@@ -1,0 +1,41 @@
+import { createDashboardApp } from '../../dashboard/app.ts';
+import { resolveCredentials } from '../../dashboard/auth.ts';
+import type { Config } from '../config.ts';
+import { createPool } from '../db/pool.ts';
+import { createLogger } from '../log.ts';
+import { createMetrics } from '../metrics.ts';
+import { connectProducer } from '../queue/connection.ts';
+import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
+import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
+import { parseOptions } from './options.ts';
+
+/**
+ * `audit-sweeper dashboard`: the operator dashboard, Bull Board, the audit-log API and the
+ * probes on DASHBOARD_PORT. Stateless: run as many as you like behind a load balancer (give
+ * them one DASHBOARD_PASSWORD, or each generates its own).
+ */
+export async function run(config: Config, args: string[]): Promise<number> {
+  parseOptions(args, {});
+  const logger = createLogger(config.LOG_LEVEL, 'dashboard');
+  const credentials = resolveCredentials(config, logger);
+  const redis = await connectProducer(config.REDIS_URL, logger);
+  const sq = createSweepQueue(config, redis);
+  // createRedis already logs the connection's errors; without a listener BullMQ would print
+  // each one again to stderr, outside the JSON log.
+  sq.queue.on('error', () => {});
+  const pool = createPool(config.DATABASE_URL, logger, {
+    max: 5,
+    applicationName: 'audit-sweeper dashboard',
+  });
+  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const app = createDashboardApp({ config, pool, redis, sq, metrics, credentials, logger });
+  const server = await listen(app, config.DASHBOARD_PORT);
+  const address = server.address();
+  const port = address && typeof address === 'object' ? address.port : config.DASHBOARD_PORT;
+  logger.info({ port, basePath: config.DASHBOARD_BASE_PATH || '/' }, 'dashboard listening');
+  return runUntilSignal(logger, async () => {
+    await closeServer(server);
+    await Promise.allSettled([closeSweepQueue(sq), pool.end()]);
+    redis.disconnect();
+  });
+}

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCli } from './support/cli.ts';
+import { basic } from './support/dashboard-harness.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
+
+/**
+ * `audit-sweeper dashboard` as a real process: with no DASHBOARD_PASSWORD it makes one up and
+ * prints it once, never running open; SIGTERM shuts it down cleanly.
+ */
+
+let db: TestDatabase;
+const prefix = createTestPrefix('dashboard_cli');
+
+beforeAll(async () => {
+  db = await createTestDatabase('dashboard_cli');
+});
+
+afterAll(async () => {
+  await db?.drop();
+  await prefix.cleanup();
+});
+
+describe('audit-sweeper dashboard', () => {
+  it('generates a password when none is set, prints it once, and requires it', async () => {
+    const cli = startCli(['dashboard'], {
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefix.prefix,
+      DASHBOARD_PORT: '0',
+      DASHBOARD_BASE_PATH: '/audit',
+      DASHBOARD_USER: 'ops',
+      DASHBOARD_PASSWORD: '',
+    });
+    try {
+      const listening = JSON.parse(await cli.waitForOutput(/dashboard listening/));
+      const origin = `http://127.0.0.1:${listening.port}/audit`;
+      const lines = cli
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('generated a password'));
+      expect(lines).toHaveLength(1);
+      const { user, password } = JSON.parse(lines[0] ?? '{}');
+      expect(user).toBe('ops');
+      expect(password).toMatch(/^[\w-]{20,}$/);
+
+      expect((await fetch(`${origin}/healthz`)).status).toBe(200);
+      expect((await fetch(`${origin}/api/overview`)).status).toBe(401);
+      const wrong = await fetch(`${origin}/api/overview`, {
+        headers: { authorization: basic('ops', 'password') },
+      });
+      expect(wrong.status).toBe(401);
+      const right = await fetch(`${origin}/api/overview`, {
+        headers: { authorization: basic('ops', password) },
+      });
+      expect(right.status).toBe(200);
+      expect((await right.json()).backlog).toMatchObject({ stale: 0, inFlight: 0 });
+      // Printed once only, not on every request.
+      expect(cli.output().split('generated a password').length).toBe(2);
+    } finally {
+      cli.child.kill('SIGTERM');
+    }
+    expect(await cli.exited).toBe(0);
+  });
+});

@@ -1,0 +1,107 @@
+import type { Server } from 'node:http';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDashboardApp } from '../dashboard/app.ts';
+import { closeServer, listen } from '../src/cli/lifecycle.ts';
+import { loadConfig } from '../src/config.ts';
+import { createPool, type Pool } from '../src/db/pool.ts';
+import { createMetrics } from '../src/metrics.ts';
+import { connectProducer } from '../src/queue/connection.ts';
+import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
+import { AUTH, PASSWORD, USER } from './support/dashboard-harness.ts';
+import { ADMIN_URL } from './support/db.ts';
+import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
+
+/**
+ * When PostgreSQL fails, the dashboard answers 500 or 503 with a generic message and logs the
+ * details: no SQL, no database name, no address reaches the client.
+ */
+
+const prefix = createTestPrefix('dashboard_errors');
+const servers: { server: Server; pool: Pool; sq: SweepQueue; disconnect: () => void }[] = [];
+const logs: string[] = [];
+let missingDb = '';
+let unreachable = '';
+
+async function serve(databaseUrl: string): Promise<string> {
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix.prefix,
+    DASHBOARD_PASSWORD: PASSWORD,
+    DASHBOARD_USER: USER,
+  });
+  const logger = pino(
+    new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  const redis = await connectProducer(config.REDIS_URL, logger);
+  const sq = createSweepQueue(config, redis);
+  const pool = createPool(databaseUrl, logger, { max: 2 });
+  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const credentials = { user: USER, password: PASSWORD };
+  const app = createDashboardApp({ config, pool, redis, sq, metrics, credentials, logger });
+  const server = await listen(app, 0);
+  servers.push({ server, pool, sq, disconnect: () => redis.disconnect() });
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+beforeAll(async () => {
+  const missing = new URL(ADMIN_URL);
+  missing.pathname = '/audit_sweeper_no_such_database';
+  missingDb = await serve(missing.toString());
+  // Port 1: nothing listens there, so every connection is refused.
+  unreachable = await serve('postgres://root@127.0.0.1:1/audit_sweeper');
+});
+
+afterAll(async () => {
+  for (const s of servers) {
+    await closeServer(s.server);
+    await closeSweepQueue(s.sq);
+    await s.pool.end();
+    s.disconnect();
+  }
+  await prefix.cleanup();
+});
+
+const get = (origin: string, path: string) =>
+  fetch(`${origin}${path}`, { headers: { authorization: AUTH } });
+
+describe('database failures', () => {
+  it.each([['/api/overview'], ['/'], ['/v1/audit-log?start_time=2024-01-01T00:00:00Z']])(
+    '%s: 500 without internals when the database does not exist',
+    async (path) => {
+      const before = logs.length;
+      const res = await get(missingDb, path);
+      expect(res.status).toBe(500);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ error: { message: 'internal error' } });
+      expect(text).not.toMatch(/audit_sweeper_no_such_database|SELECT|postgres/i);
+      const logged = logs.slice(before).join('');
+      expect(logged).toContain('request failed');
+      expect(logged).toContain('audit_sweeper_no_such_database');
+    },
+  );
+
+  it('503 when the database does not answer at all', async () => {
+    const res = await get(unreachable, '/api/overview');
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(text).not.toMatch(/127\.0\.0\.1|ECONNREFUSED/);
+    expect(JSON.parse(text).error.message).toMatch(/unavailable/);
+  });
+
+  it('readiness reports the database and liveness stays up', async () => {
+    const ready = await fetch(`${unreachable}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'unavailable', redis: 'ok' });
+    expect((await fetch(`${unreachable}/healthz`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,174 @@
+import type { Server } from 'node:http';
+import { Writable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { createDashboardApp } from '../../dashboard/app.ts';
+import { closeServer, listen } from '../../src/cli/lifecycle.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { type Logger, silentLogger } from '../../src/log.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { connectProducer } from '../../src/queue/connection.ts';
+import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../../src/queue/sweep-queue.ts';
+import { AuditLogStore } from '../../src/store/store.ts';
+import type { NewEntry } from '../../src/store/types.ts';
+import { recentRuns } from '../../src/sweep/run-jobs.ts';
+import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+import { createTestPrefix, TEST_REDIS_URL } from './redis.ts';
+
+export const USER = 'operator';
+export const PASSWORD = 'correct horse battery staple';
+
+export const basic = (user: string, password: string) =>
+  `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+export const AUTH = basic(USER, PASSWORD);
+
+/**
+ * A dashboard served by createDashboardApp on a free port, over this test file's own database
+ * and Redis prefix; workers started in the same process on the same settings.
+ */
+export type Dashboard = {
+  /** http://127.0.0.1:port — the base path is not included. */
+  origin: string;
+  base: string;
+  config: Config;
+  env: Record<string, string>;
+  db: TestDatabase;
+  redis: Redis;
+  sq: SweepQueue;
+  store: AuditLogStore;
+  /** Log lines (JSON) the dashboard wrote. */
+  logs: string[];
+  /** fetch of `${origin}${base}${path}` with the right credentials unless `headers` says otherwise. */
+  get: (path: string, init?: RequestInit) => Promise<Response>;
+  startWorker: (env?: Record<string, string>) => Promise<SweepWorker>;
+  close: () => Promise<void>;
+};
+
+export async function startDashboard(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<Dashboard> {
+  const db = await createTestDatabase(label);
+  const prefix = createTestPrefix(label);
+  const baseEnv = {
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix.prefix,
+    DASHBOARD_USER: USER,
+    DASHBOARD_PASSWORD: PASSWORD,
+    RETENTION: 'off',
+    LOG_LEVEL: 'info',
+    ...env,
+  };
+  const config = loadConfig(baseEnv);
+  const logs: string[] = [];
+  const logger: Logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _enc, done) {
+        logs.push(String(chunk));
+        done();
+      },
+    }),
+  );
+  const redis = await connectProducer(config.REDIS_URL, logger);
+  const sq = createSweepQueue(config, redis);
+  const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
+  const app = createDashboardApp({
+    config,
+    pool: db.pool,
+    redis,
+    sq,
+    metrics,
+    credentials: { user: USER, password: PASSWORD },
+    logger,
+  });
+  const server: Server = await listen(app, 0);
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  const origin = `http://127.0.0.1:${address.port}`;
+  const base = config.DASHBOARD_BASE_PATH;
+  const workers: SweepWorker[] = [];
+  return {
+    origin,
+    base,
+    config,
+    env: baseEnv,
+    db,
+    redis,
+    sq,
+    store: new AuditLogStore(db.pool),
+    logs,
+    get: (path, init = {}) =>
+      fetch(`${origin}${base}${path}`, {
+        ...init,
+        headers: { authorization: AUTH, ...(init.headers as Record<string, string>) },
+      }),
+    startWorker: async (workerEnv = {}) => {
+      const worker = await startSweepWorker(loadConfig({ ...baseEnv, ...workerEnv }), silentLogger);
+      workers.push(worker);
+      return worker;
+    },
+    close: async () => {
+      await Promise.allSettled(workers.map((w) => w.close()));
+      await closeServer(server);
+      await closeSweepQueue(sq);
+      redis.disconnect();
+      await db.drop();
+      await prefix.cleanup();
+    },
+  };
+}
+
+/** Polls until `check` returns something truthy; fails with the last value after the timeout. */
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await check();
+    if (last) return last as NonNullable<T>;
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A worker's scheduler fires its first tick at once; tests that want only their own trigger to
+ * sweep wait for that first run to be over before making anything stale.
+ */
+export async function waitForFirstScheduledRun(d: Dashboard): Promise<void> {
+  await waitFor(
+    async () => (await recentRuns(d.sq, d.redis)).length > 0,
+    'the first scheduled run',
+  );
+}
+
+export const newEntry = (i: number): NewEntry => ({
+  requestId: `req-${i}`,
+  requestUri: `/v1/projects/p1/instances/i${i}`,
+  operationId: 'instance_create',
+  sourceIp: '198.51.100.7',
+  userAgent: 'dashboard-test',
+  actor: { kind: 'unauthenticated' },
+});
+
+/** `n` incomplete entries, written the way applications write them (init, through the store). */
+export async function initEntries(store: AuditLogStore, n: number, from = 0): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push(await store.init(newEntry(from + i)));
+  return ids;
+}
+
+/** Makes entries look as if they started `hours` ago: stale for any STALE_AFTER below that. */
+export async function backdate(d: Dashboard, ids: string[], hours = 2): Promise<void> {
+  await d.db.pool.query(
+    `UPDATE audit_log SET time_started = now() - make_interval(hours => $2) WHERE id = ANY($1::uuid[])`,
+    [ids, hours],
+  );
+}
