@@ -162,7 +162,8 @@ describe('listing', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('audit-log-safety-margin')).toBe('0ms');
     const page = await res.json();
-    expect(page.next_page_token).toBeNull();
+    // All of it fits in one page; the token is where a later read resumes.
+    expect(page.next_page_token).toEqual(expect.any(String));
     const items: Wire[] = page.items;
     expect(new Map(items.map((e) => [e.id, e.result.kind]))).toEqual(outcomes);
     const unknown = items.find((e) => e.result.kind === 'unknown');
@@ -200,6 +201,7 @@ describe('listing', () => {
       const seen: Wire[] = [];
       let token: string | null = null;
       let pages = 0;
+      let size = 0;
       do {
         const after: string = token ? `&page_token=${token}` : '';
         const query = `start_time=${start}&sort=${sort}&limit=5${after}`;
@@ -207,8 +209,9 @@ describe('listing', () => {
         expect(page.items.length).toBeLessThanOrEqual(5);
         seen.push(...page.items);
         token = page.next_page_token;
+        size = page.items.length;
         pages += 1;
-      } while (token);
+      } while (size === 5); // a short page is the end
       expect(pages).toBe(3);
       expect(seen.map((e) => e.id).sort()).toEqual([...outcomes.keys()].sort());
       const keys = seen.map((e) => `${e.time_completed} ${e.id}`);

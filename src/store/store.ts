@@ -114,11 +114,12 @@ export class AuditLogStore {
     ]);
     const items = rows.map(toEntry);
     const last = items.at(-1);
-    // A full page may have more behind it; a short one is the end (for now).
-    const nextPageToken =
-      last && items.length === q.limit
-        ? encodePageToken(key, binding, { time: last.timeCompleted, id: last.id })
-        : null;
+    // The token marks where this page ended, full or not. A short page is the end of the log for
+    // now; keeping its token and asking again later returns what completed since (tailing), and
+    // an empty page hands back the token it was given, so a reader never has to start over.
+    const nextPageToken = last
+      ? encodePageToken(key, binding, { time: last.timeCompleted, id: last.id })
+      : (q.pageToken ?? null);
     return { items, nextPageToken };
   }
 

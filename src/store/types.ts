@@ -65,7 +65,15 @@ export type ListQuery = {
   pageToken?: string | null;
 };
 
-export type Page = { items: Entry[]; nextPageToken: string | null };
+export type Page = {
+  items: Entry[];
+  /**
+   * Where the next page starts: after the last item, or where the given token pointed when the
+   * page is empty; null only for an empty first page. Fewer items than `limit` means the end of
+   * the log for now.
+   */
+  nextPageToken: string | null;
+};
 
 export type CompleteOutcome =
   | { applied: true }
