@@ -1,9 +1,10 @@
+import type { AddressInfo } from 'node:net';
 import { createDashboardApp } from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
 import { createPool } from '../db/pool.ts';
-import { createLogger } from '../log.ts';
-import { createMetrics } from '../metrics.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
@@ -17,25 +18,38 @@ import { parseOptions } from './options.ts';
 export async function run(config: Config, args: string[]): Promise<number> {
   parseOptions(args, {});
   const logger = createLogger(config.LOG_LEVEL, 'dashboard');
+  const dashboard = await startDashboardService(config, logger);
+  return runUntilSignal(logger, dashboard.close);
+}
+
+/**
+ * The dashboard's server and its connections; `close` shuts them down. `metrics` lets a process
+ * that also sweeps (`start`) serve its worker's counters here.
+ */
+export async function startDashboardService(
+  config: Config,
+  logger: Logger,
+  options: { metrics?: Metrics } = {},
+) {
   const credentials = resolveCredentials(config, logger);
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(config, redis);
-  // createRedis already logs the connection's errors; without a listener BullMQ would print
-  // each one again to stderr, outside the JSON log.
-  sq.queue.on('error', () => {});
   const pool = createPool(config.DATABASE_URL, logger, {
     max: 5,
     applicationName: 'audit-sweeper dashboard',
   });
-  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const metrics = options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
   const app = createDashboardApp({ config, pool, redis, sq, metrics, credentials, logger });
   const server = await listen(app, config.DASHBOARD_PORT);
-  const address = server.address();
-  const port = address && typeof address === 'object' ? address.port : config.DASHBOARD_PORT;
-  logger.info({ port, basePath: config.DASHBOARD_BASE_PATH || '/' }, 'dashboard listening');
-  return runUntilSignal(logger, async () => {
-    await closeServer(server);
-    await Promise.allSettled([closeSweepQueue(sq), pool.end()]);
-    redis.disconnect();
-  });
+  logger.info(
+    { port: (server.address() as AddressInfo).port, basePath: config.DASHBOARD_BASE_PATH || '/' },
+    'dashboard listening',
+  );
+  return {
+    close: async () => {
+      await closeServer(server);
+      await Promise.allSettled([closeSweepQueue(sq), pool.end()]);
+      redis.disconnect();
+    },
+  };
 }

@@ -19,6 +19,11 @@ const VERBS: Record<string, Verb> = {
     usage: 'audit-sweeper worker',
     load: () => import('./worker.ts'),
   },
+  start: {
+    summary: 'migrate, then run a worker and the dashboard in one process (one machine; npm start)',
+    usage: 'audit-sweeper start',
+    load: () => import('./start.ts'),
+  },
   sweep: {
     summary: 'ask the workers for a sweep now; --wait prints its result, --json as JSON',
     usage: 'audit-sweeper sweep [--wait] [--json]',
@@ -27,7 +32,7 @@ const VERBS: Record<string, Verb> = {
   status: {
     summary:
       'show the backlog, oldest incomplete entry, schedules and last runs; --json for one JSON object',
-    usage: 'audit-sweeper status [--json]',
+    usage: 'audit-sweeper status [--json] [--runs N]',
     load: () => import('./status.ts'),
   },
   dashboard: {

@@ -7,9 +7,17 @@ import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { readStatus, type StatusReport } from '../sweep/status-report.ts';
 import { parseOptions } from './options.ts';
 
-/** `audit-sweeper status [--json]`: the backlog, the schedules and the last runs. */
+/** `audit-sweeper status [--json] [--runs N]`: the backlog, the schedules and the last N runs. */
 export async function run(config: Config, args: string[]): Promise<number> {
-  const options = parseOptions(args, { json: { type: 'boolean', default: false } });
+  const options = parseOptions(args, {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string', default: '10' },
+  });
+  const runs = Number(options.runs);
+  if (!/^\d+$/.test(options.runs) || runs < 1 || runs > 500) {
+    console.error(`--runs must be a whole number from 1 to 500, got "${options.runs}"`);
+    return 2;
+  }
   const logger = createLogger(config.LOG_LEVEL, 'status');
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(config, redis);
@@ -18,7 +26,7 @@ export async function run(config: Config, args: string[]): Promise<number> {
     applicationName: 'audit-sweeper status',
   });
   try {
-    const report = await readStatus({ pool, sq, redis });
+    const report = await readStatus({ pool, sq, redis }, runs);
     console.log(options.json ? JSON.stringify(report) : describe(report));
     return 0;
   } finally {
