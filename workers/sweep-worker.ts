@@ -34,6 +34,9 @@ export type SweepWorker = {
 export async function startSweepWorker(config: Config, logger: Logger): Promise<SweepWorker> {
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
   const sq = createSweepQueue(config, redis);
+  // The queue shares `redis`, whose errors createRedis already logs (once per new error);
+  // with no listener BullMQ prints each one to stderr, outside the JSON log.
+  sq.queue.on('error', () => {});
   const pool = createPool(config.DATABASE_URL, logger, {
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
@@ -76,8 +79,13 @@ export async function startSweepWorker(config: Config, logger: Logger): Promise<
     connection: redis,
     prefix: sq.prefix,
     concurrency: config.SWEEP_CONCURRENCY,
-    // A dead worker's jobs are taken over after about one lock TTL, like its partition locks.
-    lockDuration: config.SWEEP_LOCK_TTL,
+    // A dead worker's jobs are taken over only once its partition locks have expired: the job
+    // lock outlives the last partition-lock renewal (at most one TTL) by at least half a TTL
+    // (lockDuration 2 TTL, renewed at least every TTL / 2). Were it the other way round, the
+    // re-run job would find its own dead predecessor's lock, skip, and leave the partition
+    // unswept until the next tick. Takeover comes within about 2 to 4 TTLs.
+    lockDuration: 2 * config.SWEEP_LOCK_TTL,
+    lockRenewTime: config.SWEEP_LOCK_TTL / 2,
     stalledInterval: config.SWEEP_LOCK_TTL,
     // Scheduler-made jobs are exempt from maxStalledCount: without this, a tick that kills its
     // worker would be retried forever.

@@ -1,0 +1,254 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/**
+ * Servers of a test's own, which it may stop, kill and restart at will: the shared PostgreSQL
+ * (5432) and Redis (6379) must never be touched that way. Each one listens on 127.0.0.1 on a
+ * free port and keeps its files in a temporary folder removed by `destroy`.
+ */
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A TCP port nobody listens on right now (the kernel's pick). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>) {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${what} not ready within ${timeoutMs} ms${last ? `: ${last}` : ''}`);
+}
+
+// ---- Redis ----------------------------------------------------------------------------------
+
+export type PrivateRedis = {
+  port: number;
+  url: string;
+  /** The running redis-server; replaced by `restartEmpty`. */
+  process: () => ChildProcess;
+  /** Kills the server (SIGKILL: whatever it held is gone) and waits until it has exited. */
+  kill: () => Promise<void>;
+  /** Starts a fresh, empty server on the same port (after `kill`). */
+  start: () => Promise<void>;
+  /** Kills the server if it runs and removes its folder. */
+  destroy: () => Promise<void>;
+};
+
+/** A redis-server with no persistence at all: a restart always comes back empty. */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-redis-'));
+  const url = `redis://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  let log = '';
+
+  const start = async () => {
+    log = '';
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        // Like production's (REFERENCE.md): BullMQ must never have keys evicted.
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = proc;
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+    });
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+    });
+    await until(`private redis-server on port ${port}`, 15_000, async () => {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited: ${log.slice(-1000)}`);
+      const client = new Redis(url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        return (await client.ping()) === 'PONG';
+      } finally {
+        client.disconnect();
+      }
+    });
+  };
+
+  const kill = async () => {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = once(proc, 'exit');
+    proc.kill('SIGKILL');
+    await exited;
+  };
+
+  await start();
+  return {
+    port,
+    url,
+    process: () => {
+      if (!child) throw new Error('not started');
+      return child;
+    },
+    kill,
+    start,
+    destroy: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- PostgreSQL -----------------------------------------------------------------------------
+
+export type PrivatePostgres = {
+  port: number;
+  /** A URL for `database` on this server, as its superuser `postgres` (trust auth). */
+  url: (database: string) => string;
+  /** `pg_ctl stop -m <mode>`: fast ends every session and stops cleanly. */
+  stop: (mode?: 'smart' | 'fast' | 'immediate') => Promise<void>;
+  /** `pg_ctl start`, waiting until it accepts connections. */
+  start: () => Promise<void>;
+  /** Stops the server if it runs and removes its folder. */
+  destroy: () => Promise<void>;
+};
+
+/** The folder with initdb, pg_ctl and postgres: PG_BIN, or the newest /usr/lib/postgresql/N/bin. */
+export function postgresBinDir(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v) && existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (!versions[0]) throw new Error(`no PostgreSQL server binaries under ${root}; set PG_BIN`);
+  return join(root, versions[0], 'bin');
+}
+
+/**
+ * A throwaway PostgreSQL cluster: initdb into a temporary folder, trust auth, listening on
+ * 127.0.0.1 only, its socket in that folder. initdb and postgres refuse to run as root, so
+ * when the tests run as root the server's files belong to the `postgres` user and every
+ * command runs as that user (runuser).
+ */
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const bin = postgresBinDir();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-pg-'));
+  const data = join(dir, 'data');
+  const logFile = join(dir, 'server.log');
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const { stdout } = await run('id', ['-u', 'postgres']);
+    const { stdout: gid } = await run('id', ['-g', 'postgres']);
+    chownSync(dir, Number(stdout.trim()), Number(gid.trim()));
+  }
+  const exec = async (tool: string, args: string[]) => {
+    const [file, argv] = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]]
+      : [join(bin, tool), args];
+    try {
+      return await run(file, argv, { cwd: dir, timeout: 60_000 });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`);
+    }
+  };
+
+  await exec('initdb', [
+    '-D',
+    data,
+    '-A',
+    'trust',
+    '-U',
+    'postgres',
+    '-E',
+    'UTF8',
+    '--no-sync',
+    '--no-instructions',
+  ]);
+  const options = [
+    `-p ${port}`,
+    '-c listen_addresses=127.0.0.1',
+    `-k ${dir}`,
+    '-c fsync=off',
+    '-c synchronous_commit=off',
+    '-c full_page_writes=off',
+    '-c max_connections=50',
+  ].join(' ');
+  const start = async () => {
+    await exec('pg_ctl', ['-D', data, '-l', logFile, '-o', options, '-w', '-t', '60', 'start']);
+    await until(`private PostgreSQL on port ${port}`, 30_000, async () => {
+      const client = new pg.Client({
+        connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      });
+      client.on('error', () => {});
+      await client.connect();
+      await client.end();
+      return true;
+    });
+  };
+  const stop = async (mode: 'smart' | 'fast' | 'immediate' = 'fast') => {
+    await exec('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop']);
+  };
+
+  try {
+    await start();
+  } catch (err) {
+    await stop('immediate').catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    port,
+    url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    stop,
+    start,
+    destroy: async () => {
+      // Only if it is running: status exits 3 when it is not.
+      const running = await exec('pg_ctl', ['-D', data, 'status']).then(
+        () => true,
+        () => false,
+      );
+      if (running) await stop('immediate').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
