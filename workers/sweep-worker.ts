@@ -127,14 +127,8 @@ export async function startSweepWorker(config: Config, logger: Logger): Promise<
       clearInterval(resync);
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
-      const forced = setTimeout(() => {
-        logger.error(
-          'active jobs did not finish in time; closing anyway (their jobs will be retried)',
-        );
-        void worker.close(true);
-      }, 2 * config.SWEEP_LOCK_TTL);
+      // Waits for the chunk under way; the command's runUntilSignal bounds the whole shutdown.
       await worker.close();
-      clearTimeout(forced);
       await closeSweepQueue(sq);
       await pool.end();
       redis.disconnect();

@@ -12,9 +12,14 @@ export async function listen(app: Express, port: number): Promise<Server> {
 
 /**
  * Keeps a long-running command alive until SIGTERM or SIGINT, then closes it and resolves with
- * exit code 0 (1 if closing failed). A second signal exits at once.
+ * exit code 0 (1 if closing failed). A second signal exits at once, and so does a close that
+ * takes longer than `closeTimeoutMs` (a hung query): whatever it left is retried elsewhere.
  */
-export async function runUntilSignal(logger: Logger, close: () => Promise<void>): Promise<number> {
+export async function runUntilSignal(
+  logger: Logger,
+  close: () => Promise<void>,
+  closeTimeoutMs = 60_000,
+): Promise<number> {
   const signal = await Promise.race(
     (['SIGTERM', 'SIGINT'] as const).map((name) => once(process, name).then(() => name)),
   );
@@ -24,6 +29,11 @@ export async function runUntilSignal(logger: Logger, close: () => Promise<void>)
     process.exit(1);
   };
   process.once('SIGTERM', again).once('SIGINT', again);
+  const deadline = setTimeout(() => {
+    logger.error({ closeTimeoutMs }, 'shutdown did not finish in time: exiting anyway');
+    process.exit(1);
+  }, closeTimeoutMs);
+  deadline.unref();
   try {
     await close();
     logger.info('shut down cleanly');
@@ -31,6 +41,8 @@ export async function runUntilSignal(logger: Logger, close: () => Promise<void>)
   } catch (err) {
     logger.error({ err }, 'shutdown failed');
     return 1;
+  } finally {
+    clearTimeout(deadline);
   }
 }
 

@@ -4,7 +4,7 @@ import { createLogger } from '../log.ts';
 import { startDashboardService } from './dashboard.ts';
 import { runUntilSignal } from './lifecycle.ts';
 import { parseOptions } from './options.ts';
-import { startWorkerService } from './worker.ts';
+import { shutdownTimeoutMs, startWorkerService } from './worker.ts';
 
 /**
  * `audit-sweeper start` (what `npm start` runs): migrate, then a sweep worker and the dashboard
@@ -21,8 +21,12 @@ export async function run(config: Config, args: string[]): Promise<number> {
       throw err;
     },
   );
-  return runUntilSignal(logger, async () => {
-    await dashboard.close();
-    await worker.close();
-  });
+  return runUntilSignal(
+    logger,
+    async () => {
+      await dashboard.close();
+      await worker.close();
+    },
+    shutdownTimeoutMs(config),
+  );
 }

@@ -10,8 +10,14 @@ import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'worker');
   const worker = await startWorkerService(config, logger);
-  return runUntilSignal(logger, worker.close);
+  return runUntilSignal(logger, worker.close, shutdownTimeoutMs(config));
 }
+
+/**
+ * How long a worker's shutdown may take: the chunk under way commits within a lock TTL (a
+ * chunk that takes longer has lost its lock anyway), plus time to release and disconnect.
+ */
+export const shutdownTimeoutMs = (config: Config) => 2 * config.SWEEP_LOCK_TTL + 10_000;
 
 /** A sweep worker and its probe server; `close` shuts both down gracefully. */
 export async function startWorkerService(config: Config, logger: Logger) {
