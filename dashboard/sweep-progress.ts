@@ -36,9 +36,11 @@ export async function readSweepState(
   sq: SweepQueue,
   tickJobId: string,
 ): Promise<SweepState | null> {
+  // The state is read before the job: a job read first could still be active, and so lack the
+  // return value that its completed state, read a moment later, promises.
+  const tickState = await sq.queue.getJobState(tickJobId);
   const tick = await sq.queue.getJob(tickJobId);
   if (!tick || tick.name !== JobName.tick) return null;
-  const tickState = await tick.getState();
   const result = tickState === 'completed' ? (tick.returnvalue as TickResult) : null;
   const state: SweepState = {
     tickJobId,
@@ -52,10 +54,11 @@ export async function readSweepState(
     done: tickState === 'failed',
   };
   if (!result) return state;
+  const runState = await sq.queue.getJobState(runJobId(result.runId));
   const run = await sq.queue.getJob(runJobId(result.runId));
   // Finished runs are removed after a while (KEEP_COMPLETED); the history keeps their totals.
   if (!run) return { ...state, runState: 'removed', done: true };
-  state.runState = await run.getState();
+  state.runState = runState;
   state.progress = await readProgress(sq, run, result.partitions);
   if (state.runState === 'completed') state.summary = run.returnvalue as RunSummary;
   state.done = state.runState === 'completed' || state.runState === 'failed';
