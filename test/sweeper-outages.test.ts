@@ -15,6 +15,11 @@ import {
 } from './support/private-servers.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 import { rowsDigest, seed } from './support/seed.ts';
+import { waitFor as poll, type WaitOptions } from './support/wait.ts';
+
+/** Errors mean "not yet" here: the servers are going away and coming back. */
+const waitFor = <T>(what: string, probe: () => Promise<T>, options: WaitOptions<T> = {}) =>
+  poll(what, probe, { ...options, ignoreErrors: true });
 
 /**
  * Outages, for real: a worker process keeps running while its Redis or its PostgreSQL goes away
@@ -46,20 +51,6 @@ afterEach(async (context) => {
   await Promise.all([...children].map((p) => p.exited));
   children.clear();
 });
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | null | false>,
-  { timeoutMs = 90_000, intervalMs = 500 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
 
 /** Incomplete rows of a tag, and how many of them are timed out with no status fields. */
 async function tagState(pool: Pool, tag: string) {

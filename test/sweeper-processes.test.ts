@@ -8,6 +8,7 @@ import { type CliProcess, runCli, startCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 import { rowsDigest, seed } from './support/seed.ts';
+import { waitFor } from './support/wait.ts';
 
 /**
  * The sweeper as it runs in production: real `audit-sweeper worker` processes (from the TS
@@ -123,19 +124,6 @@ async function setup(label: string, settings: Record<string, string>): Promise<C
 }
 
 /** Polls (at a modest pace: a tight poll steals a core from the processes under test). */
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | null | false>,
-  { timeoutMs = 90_000, intervalMs = 500 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== null && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
 
 /** Starts workers and waits until each has started and the schedule's first run is over. */
 async function startWorkers(c: Ctx, count: number): Promise<CliProcess[]> {

@@ -15,6 +15,7 @@ import { recentRuns } from '../../src/sweep/run-jobs.ts';
 import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './redis.ts';
+import { waitFor as poll } from './wait.ts';
 
 export const USER = 'operator';
 export const PASSWORD = 'correct horse battery staple';
@@ -122,21 +123,8 @@ export async function startDashboard(
 }
 
 /** Polls until `check` returns something truthy; fails with the last value after the timeout. */
-export async function waitFor<T>(
-  check: () => Promise<T> | T,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await check();
-    if (last) return last as NonNullable<T>;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export const waitFor = <T>(check: () => Promise<T> | T, what: string, timeoutMs = 60_000) =>
+  poll(what, check, { timeoutMs, intervalMs: 100, done: Boolean });
 
 /**
  * A worker's scheduler fires its first tick at once; tests that want only their own trigger to
