@@ -1,6 +1,4 @@
 import type { Server } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDashboardApp } from '../dashboard/app.ts';
 import { closeServer, listen } from '../src/cli/lifecycle.ts';
@@ -11,6 +9,7 @@ import { connectProducer } from '../src/queue/connection.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
 import { AUTH, PASSWORD, USER } from './support/dashboard-harness.ts';
 import { ADMIN_URL } from './support/db.ts';
+import { captureLogger } from './support/logs.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 
 /**
@@ -20,7 +19,8 @@ import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 
 const prefix = createTestPrefix('dashboard_errors');
 const servers: { server: Server; pool: Pool; sq: SweepQueue; disconnect: () => void }[] = [];
-const logs: string[] = [];
+/** Every server here logs to the same place. */
+const { logger, lines: logs } = captureLogger();
 let missingDb = '';
 let unreachable = '';
 
@@ -32,14 +32,6 @@ async function serve(databaseUrl: string): Promise<string> {
     DASHBOARD_PASSWORD: PASSWORD,
     DASHBOARD_USER: USER,
   });
-  const logger = pino(
-    new Writable({
-      write(chunk, _enc, done) {
-        logs.push(String(chunk));
-        done();
-      },
-    }),
-  );
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(config, redis);
   const pool = createPool(databaseUrl, logger, { max: 2 });

@@ -1,6 +1,4 @@
-import { Writable } from 'node:stream';
 import fc from 'fast-check';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSimulateOptions } from '../src/cli/simulate.ts';
 import { planOperations } from '../src/simulate/operations.ts';
@@ -9,6 +7,7 @@ import { AuditLogStore } from '../src/store/store.ts';
 import { parseCompletion, parseNewEntry } from '../src/store/validate.ts';
 import { runCli, startCli } from './support/cli.ts';
 import { adminQuery, createTestDatabase, type TestDatabase } from './support/db.ts';
+import { captureLogger } from './support/logs.ts';
 
 let db: TestDatabase;
 let store: AuditLogStore;
@@ -20,18 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-/** A pino logger whose JSON lines land in an array. */
-function captureLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
 
 /** Every row among `ids`, grouped the way a report counts them. */
 async function databaseCounts(ids: string[]) {
@@ -97,7 +84,7 @@ function expectReportMatchesDatabase(
 describe('runTraffic against PostgreSQL', () => {
   it('writes N per second for the duration; its counts match the database', async () => {
     const t = tracker();
-    const { logger, lines } = captureLogger();
+    const { logger, records } = captureLogger();
     const report = await runTraffic(store, {
       rate: 200,
       crashRatio: 0.25,
@@ -125,6 +112,7 @@ describe('runTraffic against PostgreSQL', () => {
     expect(report.results.success).toBeGreaterThan(report.results.error);
 
     // Summaries while running and one at the end, with the same numbers as the report.
+    const lines = records();
     expect(lines.filter((l) => l.msg === 'simulated traffic').length).toBeGreaterThan(0);
     const final = lines.find((l) => l.msg === 'simulation finished');
     expect(final).toMatchObject({

@@ -213,6 +213,18 @@ function finalizedBy(p: CliProcess): number {
     .reduce((n, l) => n + ((l.status as { finalized: number }).finalized ?? 0), 0);
 }
 
+/**
+ * Seeds the three row sets (completed `done`, `stale`, in-flight `recent`) and returns the
+ * digest of the completed rows, which no sweep may change.
+ */
+async function seedBacklog(c: Ctx, counts: { done: number; stale: number; recent: number }) {
+  await seed(c.db.pool, { kind: 'completed', count: counts.done, tag: 'done' });
+  await seed(c.db.pool, { kind: 'incomplete', count: counts.stale, tag: 'stale' });
+  await seed(c.db.pool, { kind: 'incomplete', count: counts.recent, tag: 'recent', ageMs: 0 });
+  await c.db.pool.query('ANALYZE audit_log');
+  return rowsDigest(c.db.pool, DONE);
+}
+
 /** Waits until the first run (the scheduler fires at once) is over, so the table can be seeded. */
 async function firstRunOver(c: Ctx) {
   await waitFor('the schedule’s first run', async () => (await recentRuns(c.sq, c.redis, 1))[0]);
@@ -229,11 +241,7 @@ describe('worker processes', () => {
     const workers = await startWorkers(c, 3);
     await firstRunOver(c);
 
-    await seed(c.db.pool, { kind: 'completed', count: 430_000, tag: 'done' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 50_000, tag: 'stale' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 20_000, tag: 'recent', ageMs: 0 });
-    await c.db.pool.query('ANALYZE audit_log');
-    const done = await rowsDigest(c.db.pool, DONE);
+    const done = await seedBacklog(c, { done: 430_000, stale: 50_000, recent: 20_000 });
     expect(done.rows).toBe(430_000);
     expect(await staleLeft(c)).toBe(50_000);
 
@@ -270,10 +278,7 @@ describe('worker processes', () => {
     const [victim, survivor] = (await startWorkers(c, 2)) as [CliProcess, CliProcess];
     await firstRunOver(c);
 
-    await seed(c.db.pool, { kind: 'completed', count: 20_000, tag: 'done' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 30_000, tag: 'stale' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 2_000, tag: 'recent', ageMs: 0 });
-    const done = await rowsDigest(c.db.pool, DONE);
+    const done = await seedBacklog(c, { done: 20_000, stale: 30_000, recent: 2_000 });
 
     const sweep = start(['sweep', '--wait', '--json'], { ...c.env, LOG_LEVEL: 'warn' });
     // The victim has swept chunks and goes on sweeping: kill it without warning.
@@ -313,10 +318,7 @@ describe('worker processes', () => {
     const [first] = (await startWorkers(c, 1)) as [CliProcess];
     await firstRunOver(c);
 
-    await seed(c.db.pool, { kind: 'completed', count: 10_000, tag: 'done' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 30_000, tag: 'stale' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 1_000, tag: 'recent', ageMs: 0 });
-    const done = await rowsDigest(c.db.pool, DONE);
+    const done = await seedBacklog(c, { done: 10_000, stale: 30_000, recent: 1_000 });
 
     const sweep = start(['sweep', '--wait', '--json'], { ...c.env, LOG_LEVEL: 'warn' });
     await first.waitForOutput(new RegExp(PARTITION_WORK), 90_000);
@@ -371,10 +373,7 @@ describe('worker processes', () => {
     const [frozen] = (await startWorkers(c, 1)) as [CliProcess];
     await firstRunOver(c);
 
-    await seed(c.db.pool, { kind: 'completed', count: 10_000, tag: 'done' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 30_000, tag: 'stale' });
-    await seed(c.db.pool, { kind: 'incomplete', count: 1_000, tag: 'recent', ageMs: 0 });
-    const done = await rowsDigest(c.db.pool, DONE);
+    const done = await seedBacklog(c, { done: 10_000, stale: 30_000, recent: 1_000 });
 
     const sweep = start(['sweep', '--wait', '--json'], { ...c.env, LOG_LEVEL: 'warn' });
     await waitFor(

@@ -1,11 +1,9 @@
 import type { Server } from 'node:http';
-import { Writable } from 'node:stream';
 import type { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { createDashboardApp } from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { type Logger, silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../../src/queue/sweep-queue.ts';
@@ -14,6 +12,7 @@ import type { NewEntry } from '../../src/store/types.ts';
 import { recentRuns } from '../../src/sweep/run-jobs.ts';
 import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
+import { captureLogger } from './logs.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './redis.ts';
 import { waitFor as poll } from './wait.ts';
 
@@ -63,16 +62,7 @@ export async function startDashboard(
     ...env,
   };
   const config = loadConfig(baseEnv);
-  const logs: string[] = [];
-  const logger: Logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _enc, done) {
-        logs.push(String(chunk));
-        done();
-      },
-    }),
-  );
+  const { logger, lines: logs } = captureLogger();
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(config, redis);
   const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
