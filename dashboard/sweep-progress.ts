@@ -1,7 +1,13 @@
 import type { Job } from 'bullmq';
-import { JobName, type RunSummary, type SweepStatus, type TickResult } from '../src/queue/names.ts';
+import {
+  JobName,
+  type PartitionData,
+  type RunSummary,
+  type SweepStatus,
+  type TickResult,
+} from '../src/queue/names.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
-import { runJobId } from '../src/sweep/run-jobs.ts';
+import { jobIdOfKey, partitionOfJobId, runJobId } from '../src/sweep/run-jobs.ts';
 
 export type RunProgress = {
   partitions: number;
@@ -79,7 +85,7 @@ async function readProgress(sq: SweepQueue, run: Job, partitions: number): Promi
     Promise.all(unprocessed.map((id) => sq.queue.getJob(id))),
     Promise.all(failed.map((id) => sq.queue.getJob(id))),
   ]);
-  const pending = new Set(unprocessed.map(partitionOfJobId));
+  const pending = new Set(unprocessed.map((id) => partitionOfJobId(id) ?? id));
   return {
     partitions,
     partitionsDone: partitions - pending.size,
@@ -91,12 +97,6 @@ async function readProgress(sq: SweepQueue, run: Job, partitions: number): Promi
   };
 }
 
-/** Child keys are `<prefix>:<queue>:<job id>`; neither job ids nor the queue name contain ":". */
-const jobIdOfKey = (key: string) => key.slice(key.lastIndexOf(':') + 1);
-
-/** partitionJobId's format: `<runId>-p<partition>[-c<continuation>]`. */
-const partitionOfJobId = (id: string) => /-p(\d+)(-c\d+)?$/.exec(id)?.[1] ?? id;
-
 /** A partition job's progress is `{chunks, finalized, lastChunk}` once it has swept a chunk. */
 function finalizedSoFar(progress: unknown): number {
   const finalized = (progress as { finalized?: unknown } | null)?.finalized;
@@ -104,8 +104,5 @@ function finalizedSoFar(progress: unknown): number {
 }
 
 /** Rows timed out by a partition job's earlier attempts that then failed (kept in its data). */
-function byFailedAttempts(job: Job | undefined): number {
-  const n = (job?.data as { finalizedByFailedAttempts?: unknown } | undefined)
-    ?.finalizedByFailedAttempts;
-  return typeof n === 'number' ? n : 0;
-}
+const byFailedAttempts = (job: Job<PartitionData> | undefined) =>
+  job?.data.finalizedByFailedAttempts ?? 0;

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool } from './db/pool.ts';
-import * as sql from './db/sql.ts';
+import { type Backlog, readBacklog } from './sweep/status-report.ts';
 
 /**
  * The Prometheus metrics of one process. Counters count what this process did (sum them over
@@ -48,15 +48,12 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
 
   const { pool } = options;
   if (pool) {
-    let pending: Promise<Record<string, number>> | undefined;
+    let pending: Promise<Backlog> | undefined;
     // Both gauges come from one query per scrape.
-    const readBacklog = () => {
-      pending ??= pool
-        .query(sql.backlog, [options.staleAfterMs])
-        .then(({ rows }) => rows[0])
-        .finally(() => {
-          pending = undefined;
-        });
+    const backlog = () => {
+      pending ??= readBacklog(pool, options.staleAfterMs).finally(() => {
+        pending = undefined;
+      });
       return pending;
     };
     new Gauge({
@@ -65,9 +62,9 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
       labelNames: ['state'] as const,
       registers,
       async collect() {
-        const b = await readBacklog();
-        this.set({ state: 'stale' }, Number(b.stale));
-        this.set({ state: 'in_flight' }, Number(b.incomplete) - Number(b.stale));
+        const b = await backlog();
+        this.set({ state: 'stale' }, b.stale);
+        this.set({ state: 'in_flight' }, b.inFlight);
       },
     });
     new Gauge({
@@ -75,7 +72,7 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
       help: 'Age of the oldest incomplete audit log entry (0 when there is none).',
       registers,
       async collect() {
-        this.set(Number((await readBacklog()).oldest_age_ms) / 1000);
+        this.set((await backlog()).oldestAgeMs / 1000);
       },
     });
   }

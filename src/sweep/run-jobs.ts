@@ -42,6 +42,15 @@ export const runJobId = (runId: string) => `run-${runId}`;
 export const partitionJobId = (runId: string, partition: number, continuation: number) =>
   `${runId}-p${partition}${continuation ? `-c${continuation}` : ''}`;
 
+/** A child's Redis key is `<prefix>:<queue>:<job id>`; neither ids nor the queue name hold ":". */
+export const jobIdOfKey = (key: string) => key.slice(key.lastIndexOf(':') + 1);
+
+/** The partition a partition job's id names (partitionJobId's format), if it is one. */
+export function partitionOfJobId(id: string): number | undefined {
+  const match = /-p(\d+)(-c\d+)?$/.exec(id);
+  return match ? Number(match[1]) : undefined;
+}
+
 const DELETE_IF_EQUAL = `if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1]) else return 0 end`;
 
@@ -116,11 +125,8 @@ export async function summarizeRun(
   const values = Object.values(await job.getChildrenValues<SweepStatus>());
   const failures = Object.entries(await job.getIgnoredChildrenFailures());
   // A partition that failed for good may have timed out rows before failing; count them too.
-  // A failure's key is the job's Redis key, `<prefix>:<queue>:<job id>` (ids contain no ":").
   const failedJobs = await Promise.all(
-    failures.map(([key]) =>
-      BullJob.fromId<PartitionData>(sq.queue, key.slice(key.lastIndexOf(':') + 1)),
-    ),
+    failures.map(([key]) => BullJob.fromId<PartitionData>(sq.queue, jobIdOfKey(key))),
   );
   const summary: RunSummary = {
     runId: job.data.runId,
@@ -137,7 +143,7 @@ export async function summarizeRun(
       (a, b) => a - b,
     ),
     failedPartitions: failures.map(([key, error]) => ({
-      partition: Number(/-p(\d+)(-c\d+)?$/.exec(key)?.[1] ?? -1),
+      partition: partitionOfJobId(jobIdOfKey(key)) ?? -1,
       error,
     })),
   };
