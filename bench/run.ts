@@ -24,6 +24,7 @@ import { AuditLogStore } from '../src/store/store.ts';
 import { requestSweep, waitForSweep } from '../src/sweep/request-sweep.ts';
 import { startCli } from '../test/support/cli.ts';
 import { adminQuery } from '../test/support/db.ts';
+import { seed } from '../test/support/seed.ts';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const STALE = Number(process.env.BENCH_STALE ?? 100_000);
@@ -54,23 +55,8 @@ async function main() {
   await migrate(env.DATABASE_URL, silentLogger);
   const pool = createPool(env.DATABASE_URL, silentLogger, { max: 8 });
   console.log(`seeding ${ROWS} rows (${STALE} stale) in ${name} ...`);
-  await pool.query(
-    `
-    INSERT INTO audit_log (id, time_started, request_id, request_uri, operation_id, source_ip,
-      actor_kind, time_completed, result_kind, http_status_code)
-    SELECT gen_random_uuid(), now() - interval '3 hours', 'done-' || g, '/v1/projects', 'project_list',
-      '10.0.0.1', 'unauthenticated', now() - interval '2 hours' + g * interval '1 microsecond', 'success', 200
-    FROM generate_series(1, $1::int) g`,
-    [ROWS - STALE],
-  );
-  await pool.query(
-    `
-    INSERT INTO audit_log (id, time_started, request_id, request_uri, operation_id, source_ip, actor_kind)
-    SELECT gen_random_uuid(), now() - interval '5 hours', 'stale-' || g, '/v1/disks', 'disk_create',
-      '10.0.0.2', 'unauthenticated'
-    FROM generate_series(1, $1::int) g`,
-    [STALE],
-  );
+  await seed(pool, { kind: 'completed', count: ROWS - STALE, tag: 'done' });
+  await seed(pool, { kind: 'incomplete', count: STALE, tag: 'stale', ageMs: 5 * 3_600_000 });
   const resetStale = async () => {
     await pool.query(
       `UPDATE audit_log SET time_completed = NULL, result_kind = NULL WHERE request_id LIKE 'stale-%'`,
