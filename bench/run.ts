@@ -19,9 +19,9 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer } from '../src/queue/connection.ts';
+import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import { AuditLogStore } from '../src/store/store.ts';
-import { requestSweep, waitForSweep } from '../src/sweep/request-sweep.ts';
 import { startCli } from '../test/support/cli.ts';
 import { adminQuery } from '../test/support/db.ts';
 import { seed } from '../test/support/seed.ts';
@@ -67,9 +67,10 @@ async function main() {
   const workers = [startCli(['worker'], env), startCli(['worker'], env)];
   const config = loadConfig(env);
   const redis = await connectProducer(config.REDIS_URL, silentLogger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const sweepThroughQueue = async () => {
     const summary = await waitForSweep(sq, await requestSweep(sq), {
+      redisUrl: config.REDIS_URL,
       timeoutMs: 3_600_000,
       logger: silentLogger,
     });

@@ -16,7 +16,10 @@ import { overviewRouter } from './overview-routes.ts';
 import { sweepRouter } from './sweep-api.ts';
 
 export type DashboardDeps = {
-  config: Config;
+  config: Pick<
+    Config,
+    'DASHBOARD_BASE_PATH' | 'LIST_SAFETY_MARGIN' | 'STALE_AFTER' | 'SWEEP_PARTITIONS'
+  >;
   pool: Pool;
   /** A producer connection (connectProducer); the caller owns it, the queue and the pool. */
   redis: Redis;
@@ -46,7 +49,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   router.use(basicAuth(deps.credentials), sameOriginOnly);
   router.use(probes); // /metrics
   router.use('/queues', bullBoardRouter(sq, `${base}/queues`));
-  router.use(overviewRouter({ pool, sq, redis, base }));
+  router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config }));
   router.use(sweepRouter({ sq, base, logger }));
   router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN }));
   router.use(notFound);

@@ -1,6 +1,8 @@
-import type { RunSummary } from '../src/queue/names.ts';
-import { count, duration, esc, time } from './html.ts';
-import type { Overview, PartitionBacklog } from './overview-data.ts';
+import { humanDuration } from '../src/duration.ts';
+import type { RunSummary } from '../src/queue/jobs.ts';
+import type { PartitionBacklog } from '../src/read/backlog.ts';
+import type { Overview } from '../src/read/overview.ts';
+import { count, esc, time } from './html.ts';
 import { renderRunChart } from './run-chart.ts';
 
 /** Up to this many partitions are listed one by one; beyond it, only those with a backlog. */
@@ -33,7 +35,7 @@ export function renderOverviewPage(base: string, o: Overview): string {
 </header>
 <section class="sweep-now">
   <button type="button" id="sweep-now" data-testid="sweep-now">Sweep now</button>
-  <span class="hint">Times out every entry left incomplete for longer than ${esc(duration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
+  <span class="hint">Times out every entry left incomplete for longer than ${esc(humanDuration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
   <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
 </section>
 ${renderMain(o)}
@@ -46,9 +48,9 @@ function renderMain(o: Overview): string {
   const next = o.schedulers.find((s) => s.id === 'sweep')?.nextRunAt ?? null;
   return `<main id="overview" data-generated-at="${esc(o.generatedAt)}">
 <section class="cards">
-  ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${duration(o.staleAfterMs)}: waiting for the sweeper`, b.stale > 0 ? 'warn' : 'ok')}
+  ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${humanDuration(o.staleAfterMs)}: waiting for the sweeper`, b.stale > 0 ? 'warn' : 'ok')}
   ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
-  ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? duration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
+  ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? humanDuration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
   ${card('Sweep under way', 'current-run', o.currentRunId ?? 'none', next ? `next scheduled sweep ${time(next)}` : 'no schedule yet: start a worker')}
 </section>
 <section>
@@ -81,7 +83,7 @@ function renderRuns(runs: RunSummary[]): string {
       const skipped = r.skippedPartitions.length ? r.skippedPartitions.join(', ') : '';
       return `<tr data-run-id="${esc(r.runId)}">
 <td>${esc(time(r.finishedAt))}</td><td><code>${esc(r.runId)}</code></td><td>${esc(r.trigger)}</td>
-<td class="num" data-testid="run-finalized">${count(r.finalized)}</td><td class="num">${esc(duration(r.durationMs))}</td>
+<td class="num" data-testid="run-finalized">${count(r.finalized)}</td><td class="num">${esc(humanDuration(r.durationMs))}</td>
 <td class="num">${count(r.chunks)}</td><td>${esc(skipped)}</td><td>${failed}</td></tr>`;
     })
     .join('\n');

@@ -1,4 +1,4 @@
-import type { RunSummary } from '../src/queue/names.ts';
+import type { RunSummary } from '../src/queue/jobs.ts';
 import { count, esc, time } from './html.ts';
 
 const WIDTH = 880;

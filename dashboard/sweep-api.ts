@@ -1,9 +1,9 @@
 import { type Request, type Response, Router } from 'express';
 import type { Logger } from '../src/log.ts';
+import { requestSweep } from '../src/queue/request-sweep.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
-import { requestSweep } from '../src/sweep/request-sweep.ts';
+import { readSweepProgress } from '../src/read/sweep-progress.ts';
 import { sendError } from './errors.ts';
-import { readSweepState } from './sweep-progress.ts';
 
 /** BullMQ job ids: no ":" and nothing a Redis key should not hold. */
 const JOB_ID = /^[\w.-]{1,128}$/;
@@ -27,7 +27,7 @@ export function sweepRouter(deps: { sq: SweepQueue; base: string; logger: Logger
       sendError(res, 400, 'is not a job id', 'tickJobId');
       return;
     }
-    const state = await readSweepState(deps.sq, id);
+    const state = await readSweepProgress(deps.sq, id);
     if (!state) {
       sendError(res, 404, `no sweep request ${id} (finished requests are removed after a while)`);
       return;

@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { DURATION_HINT, parseDuration } from './duration.ts';
+import { parseWholeNumber } from './numbers.ts';
 
 /**
  * Every setting the product reads, validated once at start. A bad value is a ConfigError naming
@@ -31,14 +31,11 @@ const duration = (def: string, min = 1): Setting<number> => ({
 const integer = (def: string, min: number, max: number): Setting<number> => ({
   default: def,
   accepted: `a whole number from ${min} to ${max}`,
-  parse: (raw) =>
-    z.coerce
-      .number()
-      .int()
-      .min(min)
-      .max(max)
-      // Plain decimal digits only: Number() would also take "0x10", "1e3" or " 16 ".
-      .parse(/^\d+$/.test(raw) ? raw : 'x'),
+  parse: (raw) => {
+    const n = parseWholeNumber(raw, min, max);
+    if (n === undefined) throw new Error();
+    return n;
+  },
 });
 
 const url = (def: string, protocols: string[]): Setting<string> => ({

@@ -18,3 +18,20 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+/**
+ * An elapsed time as operators read it: 850 ms, 12.3 s, 4 min 10 s, 3 h 20 min, 2 d 4 h; a zero
+ * second unit is left out (1 h).
+ */
+export function humanDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1_000).toFixed(1).replace(/\.0$/, '')} s`;
+  const s = Math.round(ms / 1_000);
+  const [major, minor] =
+    s < 3_600
+      ? [`${Math.floor(s / 60)} min`, `${s % 60} s`]
+      : s < 86_400
+        ? [`${Math.floor(s / 3_600)} h`, `${Math.floor((s % 3_600) / 60)} min`]
+        : [`${Math.floor(s / 86_400)} d`, `${Math.floor((s % 86_400) / 3_600)} h`];
+  return minor.startsWith('0 ') ? major : `${major} ${minor}`;
+}

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool } from './db/pool.ts';
-import { type Backlog, readBacklog } from './sweep/status-report.ts';
+import { type Backlog, readBacklog } from './read/backlog.ts';
 
 /**
  * The Prometheus metrics of one process. Counters count what this process did (sum them over

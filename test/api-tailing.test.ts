@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as sql from '../src/db/sql.ts';
+import { completeEntry } from '../src/sql/store.ts';
 import {
   type Dashboard,
   initEntries,
@@ -65,7 +65,13 @@ async function beginCompletion(d: Dashboard, id: string): Promise<() => Promise<
   const client = await d.db.pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query(sql.completeEntry, [id, 'success', 200, null, null]);
+    await completeEntry(client, {
+      id,
+      resultKind: 'success',
+      httpStatusCode: 200,
+      errorCode: null,
+      errorMessage: null,
+    });
   } catch (err) {
     client.release();
     throw err;

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runJobId } from '../src/sweep/run-jobs.ts';
+import { runJobId } from '../src/queue/job-ids.ts';
 import {
   backdate,
   type Dashboard,

@@ -215,6 +215,25 @@ describe('audit-sweeper CLI (from the sources)', () => {
     expect(output).toContain('unknown command "frobnicate"');
   });
 
+  // Every verb's options go through one parser: a typo never starts a long-running process.
+  it.each([
+    ['worker', '--typo'],
+    ['dashboard', '--typo'],
+    ['start', '--typo'],
+    ['sweep', '--wiat'],
+    ['status', '--jsno'],
+    ['worker', 'stray'],
+  ])('%s %s exits 2 naming the bad argument, before any connection', async (verb, arg) => {
+    const { code, output } = await runCli([verb, arg], {
+      // Nothing answers here: a verb that started anyway would hang or fail differently.
+      DATABASE_URL: 'postgres://root@127.0.0.1:1/none',
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    expect(code).toBe(2);
+    expect(output.trim().split('\n')).toHaveLength(1);
+    expect(output).toContain(arg);
+  });
+
   it('no command prints the help and exits 2', async () => {
     const { code, output } = await runCli([], {});
     expect(code).toBe(2);

@@ -33,7 +33,7 @@ async function serve(databaseUrl: string): Promise<string> {
     DASHBOARD_USER: USER,
   });
   const redis = await connectProducer(config.REDIS_URL, logger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(databaseUrl, logger, { max: 2 });
   const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
   const credentials = { user: USER, password: PASSWORD };

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../src/queue/names.ts';
+import type { RunSummary } from '../src/queue/jobs.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
 import {
   backdate,

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { parseSimulateOptions } from '../src/cli/simulate.ts';
+import { parseSimulateOptions } from '../src/cli/simulate-options.ts';
 import { type Config, loadConfig, SETTINGS } from '../src/config.ts';
 import { parseDuration } from '../src/duration.ts';
 

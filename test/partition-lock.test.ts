@@ -32,8 +32,8 @@ afterAll(async () => {
 describe('PartitionLock', () => {
   it('only one holder at a time; the key is named after the partition and holds a token', async () => {
     const p = nextPartition();
-    const a = new PartitionLock(redis, prefix, p, 10_000);
-    const b = new PartitionLock(other, prefix, p, 10_000);
+    const a = new PartitionLock(redis, `${prefix}:partition-lock:${p}`, 10_000);
+    const b = new PartitionLock(other, `${prefix}:partition-lock:${p}`, 10_000);
     expect(a.key).toBe(`${prefix}:partition-lock:${p}`);
     expect(b.key).toBe(a.key);
 
@@ -48,7 +48,7 @@ describe('PartitionLock', () => {
     expect(ttl).toBeLessThanOrEqual(10_000);
 
     // Another partition is independent.
-    const c = new PartitionLock(other, prefix, nextPartition(), 10_000);
+    const c = new PartitionLock(other, `${prefix}:partition-lock:${nextPartition()}`, 10_000);
     expect(await c.acquire()).toBe(true);
     await c.release();
 
@@ -60,8 +60,8 @@ describe('PartitionLock', () => {
 
   it('a non-holder can neither renew nor release the lock; the holder can', async () => {
     const p = nextPartition();
-    const holder = new PartitionLock(redis, prefix, p, 5_000);
-    const intruder = new PartitionLock(other, prefix, p, 60_000);
+    const holder = new PartitionLock(redis, `${prefix}:partition-lock:${p}`, 5_000);
+    const intruder = new PartitionLock(other, `${prefix}:partition-lock:${p}`, 60_000);
     expect(await holder.acquire()).toBe(true);
     const token = await redis.get(holder.key);
 
@@ -89,8 +89,8 @@ describe('PartitionLock', () => {
 
   it('expires by itself after the TTL when not renewed; the old holder then cannot renew or release its successor', async () => {
     const p = nextPartition();
-    const frozen = new PartitionLock(redis, prefix, p, 1_000);
-    const successor = new PartitionLock(other, prefix, p, 10_000);
+    const frozen = new PartitionLock(redis, `${prefix}:partition-lock:${p}`, 1_000);
+    const successor = new PartitionLock(other, `${prefix}:partition-lock:${p}`, 10_000);
     expect(await frozen.acquire()).toBe(true);
     expect(await successor.acquire()).toBe(false);
 
@@ -110,8 +110,8 @@ describe('PartitionLock', () => {
 
   it('renewal keeps the lock held beyond its TTL', async () => {
     const p = nextPartition();
-    const holder = new PartitionLock(redis, prefix, p, 1_000);
-    const waiter = new PartitionLock(other, prefix, p, 1_000);
+    const holder = new PartitionLock(redis, `${prefix}:partition-lock:${p}`, 1_000);
+    const waiter = new PartitionLock(other, `${prefix}:partition-lock:${p}`, 1_000);
     expect(await holder.acquire()).toBe(true);
     for (let i = 0; i < 6; i++) {
       await sleep(400);

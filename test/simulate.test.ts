@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSimulateOptions } from '../src/cli/simulate.ts';
+import { parseSimulateOptions } from '../src/cli/simulate-options.ts';
 import { planOperations } from '../src/simulate/operations.ts';
 import { type Outcome, runTraffic, type TrafficReport } from '../src/simulate/traffic.ts';
 import { AuditLogStore } from '../src/store/store.ts';

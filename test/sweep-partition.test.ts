@@ -1,14 +1,16 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../src/db/pool.ts';
-import * as sql from '../src/db/sql.ts';
 import { silentLogger } from '../src/log.ts';
-import type { SweepStatus } from '../src/queue/names.ts';
+import type { SweepStatus } from '../src/queue/jobs.ts';
+import { rfc3339 } from '../src/sql/fragments.ts';
+import { finalizeStaleChunk, staleCutoff } from '../src/sql/sweep.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import type { CompleteOutcome, Completion } from '../src/store/types.ts';
 import { partitionOf, partitionRange } from '../src/sweep/partitions.ts';
 import { type SweepPartitionOptions, sweepPartition } from '../src/sweep/sweep-partition.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { explain, planNodes as nodes, type PlanNode } from './support/explain.ts';
 
 /**
  * One activation of the sweeper for one partition (sweepPartition), against a real PostgreSQL:
@@ -163,9 +165,9 @@ describe('the reference scenario', () => {
     for (const hours of [6, 5, 4, 3, 2]) await insertRow(db.pool, { ageMs: hours * HOUR });
     const recent = await insertRow(db.pool, { ageMs: 30 * 60_000 });
 
-    const before = (await db.pool.query(`SELECT ${sql.rfc3339('now()')} AS t`)).rows[0].t;
+    const before = (await db.pool.query(`SELECT ${rfc3339('now()')} AS t`)).rows[0].t;
     const status = await sweepPartition(db.pool, referenceRun);
-    const after = (await db.pool.query(`SELECT ${sql.rfc3339('now()')} AS t`)).rows[0].t;
+    const after = (await db.pool.query(`SELECT ${rfc3339('now()')} AS t`)).rows[0].t;
 
     expect(Object.keys(status).sort()).toEqual(
       ['chunks', 'cutoff', 'drained', 'durationMs', 'finalized', 'partition', 'partitions'].sort(),
@@ -285,22 +287,18 @@ describe('the reference scenario', () => {
 });
 
 /** Reads a plan's nodes, depth first. */
-type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
-const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 
 describe('the chunk query plan', () => {
   /** EXPLAIN ANALYZE of one real chunk of partition 3 of 16, in a transaction rolled back. */
   async function explainChunk(): Promise<{ plan: PlanNode; buffers: number }> {
     const client = await db.pool.connect();
     try {
-      const { rows } = await client.query(sql.staleCutoff, [HOUR]);
+      const cutoff = await staleCutoff(client, { staleAfterMs: HOUR });
       const { low, high } = partitionRange(3, 16);
       await client.query('BEGIN');
-      const explained = await client.query(
-        `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql.finalizeStaleChunk}`,
-        [rows[0].cutoff, low, high, 1_000],
+      const plan = await explain(client, 'ANALYZE, BUFFERS', (db) =>
+        finalizeStaleChunk(db, { cutoff, low, high, limit: 1_000 }),
       );
-      const plan = explained.rows[0]['QUERY PLAN'][0].Plan as PlanNode;
       // The most any node (they count their children's work too) hit or read.
       const buffers = Math.max(
         ...nodes(plan).map((n) => Number(n['Shared Hit Blocks']) + Number(n['Shared Read Blocks'])),

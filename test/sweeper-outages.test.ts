@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
-import { SchedulerId, SWEEP_QUEUE } from '../src/queue/names.ts';
+import { SchedulerId, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { type CliProcess, startCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import {

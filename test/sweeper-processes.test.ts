@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { type RunSummary, SWEEP_QUEUE } from '../src/queue/names.ts';
+import { type RunSummary, SWEEP_QUEUE } from '../src/queue/jobs.ts';
+import { recentRuns } from '../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
-import { recentRuns } from '../src/sweep/run-jobs.ts';
 import { type CliProcess, runCli, startCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
@@ -102,7 +102,7 @@ async function setup(label: string, settings: Record<string, string>): Promise<C
     ...settings,
   };
   const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
-  const sq = createSweepQueue(loadConfig(env), redis);
+  const sq = createSweepQueue(redis, loadConfig(env).QUEUE_PREFIX);
   const lockKeys = async () => {
     const keys: string[] = [];
     let cursor = '0';

@@ -5,13 +5,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type Config, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer } from '../src/queue/connection.ts';
+import { runJobId } from '../src/queue/job-ids.ts';
 import {
   JobName,
   type PartitionData,
   SchedulerId,
   type SweepStatus,
   type TickResult,
-} from '../src/queue/names.ts';
+} from '../src/queue/jobs.ts';
+import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
+import { recentRuns } from '../src/queue/run-history.ts';
 import {
   closeSweepQueue,
   createSweepQueue,
@@ -19,8 +22,6 @@ import {
   type SweepQueue,
 } from '../src/queue/sweep-queue.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
-import { requestSweep, waitForSweep } from '../src/sweep/request-sweep.ts';
-import { recentRuns, runJobId } from '../src/sweep/run-jobs.ts';
 import { type SweepWorker, startSweepWorker } from '../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
@@ -95,6 +96,7 @@ type Harness = {
   cleanup: () => Promise<void>;
   producer: Redis;
   sq: SweepQueue;
+  config: Config;
   workers: SweepWorker[];
 };
 let harnesses: Harness[] = [];
@@ -141,8 +143,8 @@ async function start(
   const { prefix, cleanup } = own ?? createTestPrefix('sweeper-queue');
   const config = configFor(prefix, env);
   const producer = await connectProducer(config.REDIS_URL, silentLogger);
-  const sq = createSweepQueue(config, producer);
-  const h: Harness = { prefix, cleanup, producer, sq, workers: [] };
+  const sq = createSweepQueue(producer, config.QUEUE_PREFIX);
+  const h: Harness = { prefix, cleanup, producer, sq, config, workers: [] };
   harnesses.push(h);
   for (let i = 0; i < workers; i++) h.workers.push(await startSweepWorker(config, silentLogger));
   await sq.queue.removeJobScheduler(SchedulerId.sweep);
@@ -299,7 +301,7 @@ describe('sweeps through the queue', () => {
         sq.queue.add(
           JobName.partition,
           { runId, partition, partitions: PARTITIONS, continuation: 0 } satisfies PartitionData,
-          { ...partitionJobOptions(sq.config), jobId: `copy${i}` },
+          { ...partitionJobOptions(h.config), jobId: `copy${i}` },
         ),
       ),
       // ...and the same with data of a run of its own.
@@ -307,7 +309,7 @@ describe('sweeps through the queue', () => {
         sq.queue.add(
           JobName.partition,
           { runId: `op${i}`, partition, partitions: PARTITIONS, continuation: 0 },
-          partitionJobOptions(sq.config),
+          partitionJobOptions(h.config),
         ),
       ),
     ]);
@@ -371,7 +373,11 @@ describe('sweeps through the queue', () => {
         FOR EACH ROW EXECUTE FUNCTION test_poison();`);
 
     const tick = await requestSweep(h.sq);
-    const summary = await waitForSweep(h.sq, tick, { timeoutMs: 90_000, logger: silentLogger });
+    const summary = await waitForSweep(h.sq, tick, {
+      redisUrl: TEST_REDIS_URL,
+      timeoutMs: 90_000,
+      logger: silentLogger,
+    });
     expect(summary.failedPartitions).toHaveLength(1);
     expect(summary.failedPartitions[0]?.partition).toBe(bad);
     expect(summary.failedPartitions[0]?.error).toContain(`cannot finalize ${poison}`);
@@ -433,6 +439,7 @@ describe('sweeps through the queue', () => {
         FOR EACH ROW EXECUTE FUNCTION test_poison();`);
 
     const summary = await waitForSweep(h.sq, await requestSweep(h.sq), {
+      redisUrl: TEST_REDIS_URL,
       timeoutMs: 90_000,
       logger: silentLogger,
     });
@@ -455,7 +462,11 @@ describe('sweeps through the queue', () => {
     const doneBefore = await digest('done');
     const env = { SWEEP_CHUNK_SIZE: '100', SWEEP_CONCURRENCY: '4' };
     const sweep = async (h: Harness) =>
-      waitForSweep(h.sq, await requestSweep(h.sq), { timeoutMs: 90_000, logger: silentLogger });
+      waitForSweep(h.sq, await requestSweep(h.sq), {
+        redisUrl: TEST_REDIS_URL,
+        timeoutMs: 90_000,
+        logger: silentLogger,
+      });
 
     // Rows are added after each start, when the schedule's first tick is done.
     const four = await start(2, { ...env, SWEEP_PARTITIONS: '4' });
@@ -528,6 +539,7 @@ describe('sweeps through the queue', () => {
     });
     await insertMany({ count: 6_000, ageMs: 2 * HOUR, tag: 'stale' });
     const summary = await waitForSweep(h.sq, await requestSweep(h.sq), {
+      redisUrl: TEST_REDIS_URL,
       timeoutMs: 90_000,
       logger: silentLogger,
     });
@@ -597,6 +609,7 @@ describe('sweeps through the queue', () => {
       await blocker.query('ROLLBACK');
 
       const summary = await waitForSweep(h.sq, secondTick, {
+        redisUrl: TEST_REDIS_URL,
         timeoutMs: 90_000,
         logger: silentLogger,
       });

@@ -1,39 +1,46 @@
 import { type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { createRedis } from '../src/queue/connection.ts';
-import {
-  JobName,
-  type PartitionData,
-  type RunData,
-  SWEEP_QUEUE,
-  type TickData,
-} from '../src/queue/names.ts';
-import { upsertSchedulers } from '../src/queue/scheduler.ts';
+import { JobName, SWEEP_QUEUE } from '../src/queue/jobs.ts';
+import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
-import { processPartitionJob } from '../src/sweep/partition-job.ts';
-import { deleteExpiredEntries } from '../src/sweep/retention.ts';
-import { startOrJoinRun, summarizeRun } from '../src/sweep/run-jobs.ts';
+import type { JobContext, WorkerSettings } from './job-context.ts';
+import { processPartition } from './jobs/partition.ts';
+import { processRetention } from './jobs/retention.ts';
+import { processRun } from './jobs/run.ts';
+import { processTick } from './jobs/tick.ts';
+
+/** Which function processes each job name: one file per job kind, under jobs/. */
+// biome-ignore lint/suspicious/noExplicitAny: each processor narrows its own job's data type.
+const PROCESSORS: Record<JobName, (job: Job<any>, ctx: JobContext) => Promise<unknown>> = {
+  [JobName.tick]: processTick,
+  [JobName.run]: processRun,
+  [JobName.partition]: processPartition,
+  [JobName.retention]: processRetention,
+};
 
 export type SweepWorker = {
-  worker: Worker;
   metrics: Metrics;
   /** Lets the chunk under way commit, releases locks, waits for active jobs; bounded. */
   close: () => Promise<void>;
+  /** For the probes. */
   pool: Pool;
-  redis: Redis;
+  redis: JobContext['redis'];
 };
 
 /**
  * A worker process's share of the sweeper: takes tick, run, partition and retention jobs from
  * the queue. Any number of these run side by side; none is special.
  */
-export async function startSweepWorker(config: Config, logger: Logger): Promise<SweepWorker> {
+export async function startSweepWorker(
+  config: WorkerSettings & Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>,
+  logger: Logger,
+): Promise<SweepWorker> {
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   // The queue shares `redis`, whose errors createRedis already logs (once per new error);
   // with no listener BullMQ prints each one to stderr, outside the JSON log.
   sq.queue.on('error', () => {});
@@ -43,36 +50,20 @@ export async function startSweepWorker(config: Config, logger: Logger): Promise<
   });
   const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
   const shutdown = new AbortController();
+  const ctx: JobContext = {
+    settings: config,
+    sq,
+    redis,
+    pool,
+    logger,
+    metrics,
+    shutdown: shutdown.signal,
+  };
 
   const processor = async (job: Job) => {
-    switch (job.name) {
-      case JobName.tick:
-        return startOrJoinRun(sq, redis, (job.data as TickData).trigger ?? 'manual');
-      case JobName.run:
-        return summarizeRun(sq, redis, job as Job<RunData>, { logger, metrics });
-      case JobName.partition:
-        return processPartitionJob(job as Job<PartitionData>, {
-          sq,
-          redis,
-          pool,
-          logger,
-          metrics,
-          shutdown: shutdown.signal,
-        });
-      case JobName.retention: {
-        if (config.RETENTION === null) return { skipped: 'RETENTION=off' };
-        const status = await deleteExpiredEntries(pool, {
-          retentionMs: config.RETENTION,
-          timeBudgetMs: config.SWEEP_TIME_BUDGET,
-          signal: shutdown.signal,
-        });
-        if (status.error) throw new Error(status.error);
-        logger.info({ status }, 'retention run finished');
-        return status;
-      }
-      default:
-        throw new Error(`unknown job name "${job.name}"`);
-    }
+    const process = PROCESSORS[job.name as JobName];
+    if (!process) throw new Error(`unknown job name "${job.name}"`);
+    return process(job, ctx);
   };
 
   const worker = new Worker(SWEEP_QUEUE, processor, {
@@ -100,7 +91,7 @@ export async function startSweepWorker(config: Config, logger: Logger): Promise<
   worker.on('error', (err) => logger.warn({ err }, 'worker error'));
 
   const ensureSchedulers = () =>
-    upsertSchedulers(sq).catch((err) =>
+    upsertSchedulers(sq, config).catch((err) =>
       logger.warn({ err }, 'could not upsert the job schedulers; will retry'),
     );
   // Again on every reconnect (Redis may have restarted empty) and now and then in case a
@@ -119,7 +110,6 @@ export async function startSweepWorker(config: Config, logger: Logger): Promise<
   );
 
   return {
-    worker,
     metrics,
     pool,
     redis,

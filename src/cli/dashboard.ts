@@ -8,15 +8,13 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
-import { parseOptions } from './options.ts';
 
 /**
  * `audit-sweeper dashboard`: the operator dashboard, Bull Board, the audit-log API and the
  * probes on DASHBOARD_PORT. Stateless: run as many as you like behind a load balancer (give
  * them one DASHBOARD_PASSWORD, or each generates its own).
  */
-export async function run(config: Config, args: string[]): Promise<number> {
-  parseOptions(args, {});
+export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'dashboard');
   const dashboard = await startDashboardService(config, logger);
   return runUntilSignal(logger, dashboard.close);
@@ -33,7 +31,7 @@ export async function startDashboardService(
 ) {
   const credentials = resolveCredentials(config, logger);
   const redis = await connectProducer(config.REDIS_URL, logger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(config.DATABASE_URL, logger, {
     max: 5,
     applicationName: 'audit-sweeper dashboard',

@@ -1,10 +1,16 @@
 import { type Config, ConfigError, loadConfig } from '../config.ts';
+import { type OptionSpec, type OptionValues, parseOptions, UsageError } from './options.ts';
+import { SIMULATE_OPTIONS } from './simulate-options.ts';
 
-/** One entry per verb; each module exports `run` and is loaded only when its verb is used. */
+/**
+ * One entry per verb: its options, and its module, loaded only when the verb is used. Every
+ * verb's options are parsed here, the same way, before its module runs.
+ */
 type Verb = {
   summary: string;
   usage: string;
-  load: () => Promise<{ run: (config: Config, args: string[]) => Promise<number> }>;
+  options: OptionSpec;
+  load: () => Promise<{ run: (config: Config, options: OptionValues) => Promise<number> }>;
 };
 
 const VERBS: Record<string, Verb> = {
@@ -12,39 +18,49 @@ const VERBS: Record<string, Verb> = {
     summary:
       'create the database if needed and apply pending migrations (safe to run from every pod)',
     usage: 'audit-sweeper migrate',
+    options: {},
     load: () => import('./migrate.ts'),
   },
   worker: {
     summary: 'run a sweep worker (scale by running more); serves /healthz, /readyz, /metrics',
     usage: 'audit-sweeper worker',
+    options: {},
     load: () => import('./worker.ts'),
   },
   start: {
     summary: 'migrate, then run a worker and the dashboard in one process (one machine; npm start)',
     usage: 'audit-sweeper start',
+    options: {},
     load: () => import('./start.ts'),
   },
   sweep: {
     summary: 'ask the workers for a sweep now; --wait prints its result, --json as JSON',
     usage: 'audit-sweeper sweep [--wait] [--json]',
+    options: {
+      wait: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
     load: () => import('./sweep.ts'),
   },
   status: {
     summary:
       'show the backlog, oldest incomplete entry, schedules and last runs; --json for one JSON object',
     usage: 'audit-sweeper status [--json] [--runs N]',
+    options: { json: { type: 'boolean', default: false }, runs: { type: 'string', default: '10' } },
     load: () => import('./status.ts'),
   },
   dashboard: {
     summary:
       'serve the operator dashboard, Bull Board, the audit-log API and /metrics (Basic auth)',
     usage: 'audit-sweeper dashboard',
+    options: {},
     load: () => import('./dashboard.ts'),
   },
   simulate: {
     summary:
       'write demo audit traffic (init, then complete); a fraction never completes, as if crashed',
     usage: 'audit-sweeper simulate [--rate 20] [--crash-ratio 0.05] [--duration 30s] [--seed N]',
+    options: SIMULATE_OPTIONS,
     load: () => import('./simulate.ts'),
   },
 };
@@ -79,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`Usage: ${verb.usage}\n\n${verb.summary}`);
     return 0;
   }
+  const options = parseOptions(rest, verb.options);
   let config: Config;
   try {
     config = loadConfig();
@@ -90,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const module = await verb.load();
-  return module.run(config, rest);
+  return module.run(config, options);
 }
 
 main(process.argv.slice(2)).then(
@@ -99,7 +116,10 @@ main(process.argv.slice(2)).then(
   },
   (err) => {
     // A bad option or argument is a usage error, like a bad setting.
-    if (typeof err?.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_')) {
+    if (
+      err instanceof UsageError ||
+      (typeof err?.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_'))
+    ) {
       console.error(err.message);
       process.exitCode = 2;
       return;

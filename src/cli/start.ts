@@ -3,15 +3,13 @@ import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../log.ts';
 import { startDashboardService } from './dashboard.ts';
 import { runUntilSignal } from './lifecycle.ts';
-import { parseOptions } from './options.ts';
 import { shutdownTimeoutMs, startWorkerService } from './worker.ts';
 
 /**
  * `audit-sweeper start` (what `npm start` runs): migrate, then a sweep worker and the dashboard
  * in one process, for one machine. In production run `migrate`, `worker` and `dashboard` apart.
  */
-export async function run(config: Config, args: string[]): Promise<number> {
-  parseOptions(args, {});
+export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'start');
   await migrate(config.DATABASE_URL, logger);
   const worker = await startWorkerService(config, logger);

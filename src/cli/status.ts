@@ -1,32 +1,27 @@
 import type { Config } from '../config.ts';
 import { createPool } from '../db/pool.ts';
-import { formatDuration } from '../duration.ts';
+import { humanDuration } from '../duration.ts';
 import { createLogger } from '../log.ts';
+import { parseWholeNumber } from '../numbers.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
-import { readStatus, type StatusReport } from '../sweep/status-report.ts';
-import { parseOptions } from './options.ts';
+import { type Overview, readOverview } from '../read/overview.ts';
+import { type OptionValues, UsageError } from './options.ts';
 
 /** `audit-sweeper status [--json] [--runs N]`: the backlog, the schedules and the last N runs. */
-export async function run(config: Config, args: string[]): Promise<number> {
-  const options = parseOptions(args, {
-    json: { type: 'boolean', default: false },
-    runs: { type: 'string', default: '10' },
-  });
-  const runs = Number(options.runs);
-  if (!/^\d+$/.test(options.runs) || runs < 1 || runs > 500) {
-    console.error(`--runs must be a whole number from 1 to 500, got "${options.runs}"`);
-    return 2;
-  }
+export async function run(config: Config, options: OptionValues): Promise<number> {
+  const runs = parseWholeNumber(String(options.runs), 1, 500);
+  if (runs === undefined)
+    throw new UsageError(`--runs must be a whole number from 1 to 500, got "${options.runs}"`);
   const logger = createLogger(config.LOG_LEVEL, 'status');
   const redis = await connectProducer(config.REDIS_URL, logger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(config.DATABASE_URL, logger, {
     max: 2,
     applicationName: 'audit-sweeper status',
   });
   try {
-    const report = await readStatus({ pool, sq, redis }, runs);
+    const report = await readOverview({ pool, sq, redis }, config, runs);
     console.log(options.json ? JSON.stringify(report) : describe(report));
     return 0;
   } finally {
@@ -35,25 +30,23 @@ export async function run(config: Config, args: string[]): Promise<number> {
   }
 }
 
-function describe(r: StatusReport): string {
-  const age = (ms: number) =>
-    ms < 1000 ? `${ms}ms` : formatDuration(Math.round(ms / 1000) * 1000);
+function describe(r: Overview): string {
   const lines = [
     `backlog: ${r.backlog.stale} stale entries waiting for the sweeper, ${r.backlog.inFlight} in flight`,
-    `oldest incomplete entry: ${r.backlog.oldestStarted ? `started ${r.backlog.oldestStarted} (${age(r.backlog.oldestAgeMs)} ago)` : 'none'}`,
+    `oldest incomplete entry: ${r.backlog.oldestStarted ? `started ${r.backlog.oldestStarted} (${humanDuration(r.backlog.oldestAgeMs)} ago)` : 'none'}`,
     `run under way: ${r.currentRunId ?? 'none'}`,
     'schedules:',
     ...(r.schedulers.length
       ? r.schedulers.map(
           (s) =>
-            `  ${s.id}: ${s.jobName} every ${s.everyMs ? formatDuration(s.everyMs) : s.pattern}, next at ${s.nextRunAt ?? '?'}`,
+            `  ${s.id}: ${s.jobName} every ${s.everyMs ? humanDuration(s.everyMs) : s.pattern}, next at ${s.nextRunAt ?? '?'}`,
         )
       : ['  none (no worker has started against this Redis yet)']),
     'last runs:',
     ...(r.recentRuns.length
       ? r.recentRuns.map(
           (run) =>
-            `  ${run.finishedAt} ${run.runId} (${run.trigger}): ${run.finalized} timed out, ${run.durationMs} ms` +
+            `  ${run.finishedAt} ${run.runId} (${run.trigger}): ${run.finalized} timed out, ${humanDuration(run.durationMs)}` +
             (run.failedPartitions.length
               ? `, FAILED partitions ${run.failedPartitions.map((f) => f.partition).join(', ')}`
               : ''),

@@ -1,22 +1,18 @@
 import type { Config } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { connectProducer } from '../queue/connection.ts';
+import { requestSweep, waitForSweep } from '../queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
-import { requestSweep, waitForSweep } from '../sweep/request-sweep.ts';
-import { parseOptions } from './options.ts';
+import type { OptionValues } from './options.ts';
 
 /**
  * `audit-sweeper sweep [--wait] [--json]`: asks the workers for a sweep now. With --wait, prints
  * the run's totals and exits 1 if a partition failed.
  */
-export async function run(config: Config, args: string[]): Promise<number> {
-  const options = parseOptions(args, {
-    wait: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-  });
+export async function run(config: Config, options: OptionValues): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'sweep');
   const redis = await connectProducer(config.REDIS_URL, logger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   try {
     const tickId = await requestSweep(sq);
     if (!options.wait) {
@@ -24,7 +20,11 @@ export async function run(config: Config, args: string[]): Promise<number> {
       return 0;
     }
     // Generous: a run may have a large backlog to drain; workers continue it in new jobs.
-    const summary = await waitForSweep(sq, tickId, { timeoutMs: 24 * 3_600_000, logger });
+    const summary = await waitForSweep(sq, tickId, {
+      redisUrl: config.REDIS_URL,
+      timeoutMs: 24 * 3_600_000,
+      logger,
+    });
     const text = [
       `run ${summary.runId}: ${summary.finalized} entries timed out in ${summary.chunks} chunks over ${summary.partitions} partitions, ${summary.durationMs} ms`,
       ...summary.failedPartitions.map((f) => `  partition ${f.partition} failed: ${f.error}`),
@@ -37,6 +37,6 @@ export async function run(config: Config, args: string[]): Promise<number> {
   }
 }
 
-function print(json: boolean | undefined, value: unknown, text: string) {
+function print(json: unknown, value: unknown, text: string) {
   console.log(json ? JSON.stringify(value) : text);
 }

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
-import * as sql from './sql.ts';
+import * as sql from '../sql/migrations.ts';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
@@ -33,11 +33,9 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
   });
   await client.connect();
   try {
-    await client.query(sql.lockMigrations, [sql.MIGRATION_LOCK_KEY]);
-    await client.query(sql.createMigrationsTable);
-    const done = new Set(
-      (await client.query(sql.appliedMigrations)).rows.map((r) => r.version as number),
-    );
+    await sql.lockMigrations(client);
+    await sql.createMigrationsTable(client);
+    const done = await sql.appliedMigrations(client);
     const applied: string[] = [];
     let current = Math.max(0, ...done);
     for (const migration of await loadMigrations()) {
@@ -45,7 +43,7 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
       await client.query('BEGIN');
       try {
         await client.query(migration.sql);
-        await client.query(sql.recordMigration, [migration.version, migration.name]);
+        await sql.recordMigration(client, migration);
         await client.query('COMMIT');
       } catch (err) {
         await client.query('ROLLBACK');
@@ -59,7 +57,7 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
     }
     return { applied, current };
   } finally {
-    await client.query(sql.unlockMigrations, [sql.MIGRATION_LOCK_KEY]).catch(() => {});
+    await sql.unlockMigrations(client).catch(() => {});
     await client.end();
   }
 }
@@ -80,7 +78,7 @@ async function createDatabaseIfMissing(databaseUrl: string, logger: Logger): Pro
   const admin = new pg.Client({ connectionString: url.toString() });
   await admin.connect();
   try {
-    await admin.query(sql.createDatabase(name));
+    await sql.createDatabase(admin, name);
     logger.info({ database: name }, 'database created');
   } catch (err) {
     // Another pod created it: 42P04 if it had committed before we looked, 23505 (on

@@ -1,28 +1,33 @@
 import { FlowProducer, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config } from '../config.ts';
-import { SWEEP_QUEUE } from './names.ts';
+import { SWEEP_QUEUE } from './jobs.ts';
 
 /** How long finished jobs stay visible in Bull Board; Redis keeps them forever otherwise. */
 export const KEEP_COMPLETED = { age: 7 * 86_400, count: 2_000 };
 export const KEEP_FAILED = { age: 30 * 86_400, count: 5_000 };
 
-export type SweepQueue = { queue: Queue; flows: FlowProducer; prefix: string; config: Config };
+/** The queue and the flow producer that adds whole runs to it, on one connection and prefix. */
+export type SweepQueue = { queue: Queue; flows: FlowProducer; prefix: string };
 
-export function createSweepQueue(config: Config, connection: Redis): SweepQueue {
-  const prefix = config.QUEUE_PREFIX;
+export function createSweepQueue(connection: Redis, prefix: string): SweepQueue {
   return {
     queue: new Queue(SWEEP_QUEUE, { connection, prefix }),
     flows: new FlowProducer({ connection, prefix }),
     prefix,
-    config,
   };
 }
 
+/**
+ * A key of the product's own beside the queue's (`<prefix>:audit-sweep:<name>`): same prefix,
+ * so the same Redis Cluster hash slot as BullMQ's keys.
+ */
+export const productKey = (sq: Pick<SweepQueue, 'prefix'>, name: string) =>
+  `${sq.prefix}:${SWEEP_QUEUE}:${name}`;
+
 /** Options of every partition job: retried with backoff and jitter, then failed visibly. */
-export function partitionJobOptions(config: Config): JobsOptions {
+export function partitionJobOptions(settings: { SWEEP_ATTEMPTS: number }): JobsOptions {
   return {
-    attempts: config.SWEEP_ATTEMPTS,
+    attempts: settings.SWEEP_ATTEMPTS,
     backoff: { type: 'exponential', delay: 1_000, jitter: 0.5 },
     removeOnComplete: KEEP_COMPLETED,
     removeOnFail: KEEP_FAILED,

@@ -1,7 +1,8 @@
 import { isTransientDatabaseError, type Pool } from '../db/pool.ts';
-import * as sql from '../db/sql.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { type RetryPolicy, withRetry } from '../retry.ts';
+import type { EntryRow } from '../sql/store.ts';
+import * as sql from '../sql/store.ts';
 import { EntryNotFoundError } from './errors.ts';
 import { decodePageToken, encodePageToken, type QueryBinding } from './page-token.ts';
 import type {
@@ -17,7 +18,7 @@ import { parseCompletion, parseId, parseListQuery, parseNewEntry } from './valid
 
 export type StoreOptions = {
   logger?: Logger;
-  /** Rows completed less than this long ago are not listed yet (see sql.listCompleted). */
+  /** Rows completed less than this long ago are not listed yet (see listCompleted in src/sql/store.ts). */
   listSafetyMarginMs?: number;
   /** How `complete` retries a database that is briefly away; the reference's 250 ms x2, ~5 s. */
   completeRetry?: Pick<RetryPolicy, 'initialDelayMs' | 'totalMs'>;
@@ -43,19 +44,18 @@ export class AuditLogStore {
   async init(entry: NewEntry): Promise<string> {
     const e = parseNewEntry(entry);
     const actor = e.actor;
-    const { rows } = await this.pool.query(sql.insertEntry, [
-      e.requestId,
-      e.requestUri,
-      e.operationId,
-      e.sourceIp,
-      e.userAgent ?? null,
-      'id' in actor ? actor.id : null,
-      'siloId' in actor ? actor.siloId : null,
-      actor.kind,
-      e.auth?.method ?? null,
-      e.auth && 'credentialId' in e.auth ? e.auth.credentialId : null,
-    ]);
-    return rows[0].id;
+    return sql.insertEntry(this.pool, {
+      requestId: e.requestId,
+      requestUri: e.requestUri,
+      operationId: e.operationId,
+      sourceIp: e.sourceIp,
+      userAgent: e.userAgent ?? null,
+      actorId: 'id' in actor ? actor.id : null,
+      actorSiloId: 'siloId' in actor ? actor.siloId : null,
+      actorKind: actor.kind,
+      authMethod: e.auth?.method ?? null,
+      credentialId: e.auth && 'credentialId' in e.auth ? e.auth.credentialId : null,
+    });
   }
 
   /**
@@ -65,7 +65,6 @@ export class AuditLogStore {
   async complete(id: string, result: Completion): Promise<CompleteOutcome> {
     parseId(id);
     const r = parseCompletion(result);
-    const errorFields = r.kind === 'error' ? [r.errorCode ?? null, r.errorMessage] : [null, null];
     const policy: RetryPolicy = {
       initialDelayMs: this.options.completeRetry?.initialDelayMs ?? 250,
       totalMs: this.options.completeRetry?.totalMs ?? 5_000,
@@ -74,16 +73,17 @@ export class AuditLogStore {
         this.logger.warn({ err, id, attempt, delayMs }, 'audit log completion failed; retrying'),
     };
     return withRetry(policy, async () => {
-      const updated = await this.pool.query(sql.completeEntry, [
+      const applied = await sql.completeEntry(this.pool, {
         id,
-        r.kind,
-        r.httpStatusCode,
-        ...errorFields,
-      ]);
-      if (updated.rowCount === 1) return { applied: true } as const;
-      const { rows } = await this.pool.query(sql.entryResultKind, [id]);
-      if (rows.length === 0) throw new EntryNotFoundError(id);
-      const existingResult = toResultKind(rows[0].result_kind);
+        resultKind: r.kind,
+        httpStatusCode: r.httpStatusCode,
+        errorCode: r.kind === 'error' ? (r.errorCode ?? null) : null,
+        errorMessage: r.kind === 'error' ? r.errorMessage : null,
+      });
+      if (applied) return { applied: true } as const;
+      const kind = await sql.entryResultKind(this.pool, id);
+      if (kind === undefined) throw new EntryNotFoundError(id);
+      const existingResult = toResultKind(kind);
       this.logger.warn(
         { id, existingResult, attempted: r.kind },
         'late completion ignored: entry already final',
@@ -102,16 +102,14 @@ export class AuditLogStore {
     };
     const key = await this.pageTokenKey();
     const cursor = q.pageToken ? decodePageToken(key, binding, q.pageToken) : null;
-    const statement =
-      q.order === 'ascending' ? sql.listCompletedAscending : sql.listCompletedDescending;
-    const { rows } = await this.pool.query(statement, [
-      binding.startTime,
-      binding.endTime,
-      q.limit,
-      cursor?.time ?? null,
-      cursor?.id ?? null,
-      this.options.listSafetyMarginMs ?? 0,
-    ]);
+    const rows = await sql.listCompleted(this.pool, {
+      direction: q.order === 'ascending' ? 'ASC' : 'DESC',
+      start: binding.startTime,
+      end: binding.endTime,
+      limit: q.limit,
+      after: cursor,
+      marginMs: this.options.listSafetyMarginMs ?? 0,
+    });
     const items = rows.map(toEntry);
     const last = items.at(-1);
     // The token marks where this page ended, full or not. A short page is the end of the log for
@@ -124,9 +122,9 @@ export class AuditLogStore {
   }
 
   private pageTokenKey(): Promise<string> {
-    this.pageKey ??= this.pool.query(sql.pageTokenKey).then(({ rows }) => {
-      if (!rows[0]) throw new Error('page token key missing: run `audit-sweeper migrate`');
-      return rows[0].value as string;
+    this.pageKey ??= sql.pageTokenKey(this.pool).then((key) => {
+      if (key === undefined) throw new Error('page token key missing: run `audit-sweeper migrate`');
+      return key;
     });
     this.pageKey.catch(() => {
       this.pageKey = undefined;
@@ -140,10 +138,8 @@ function toResultKind(kind: string | null): Result['kind'] {
   return kind === 'timeout' ? 'unknown' : (kind as Result['kind']);
 }
 
-type Row = Record<string, string | number | null>;
-
 /** A database row in the shape clients see; `timeout` becomes `unknown` here and only here. */
-export function toEntry(row: Row): Entry {
+function toEntry(row: EntryRow): Entry {
   const s = (k: string) => row[k] as string;
   const actorKind = s('actor_kind');
   const actor =

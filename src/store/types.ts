@@ -1,7 +1,4 @@
-/** The audit log as applications and API clients see it (the database's shape is in sql.ts). */
-
-export const ACTOR_KINDS = ['user_builtin', 'silo_user', 'unauthenticated', 'scim'] as const;
-export const AUTH_METHODS = ['session_cookie', 'access_token', 'scim_token', 'spoof'] as const;
+/** The audit log as applications and API clients see it (the database's shape is in src/sql/). */
 
 export type Actor =
   | { kind: 'user_builtin'; id: string }

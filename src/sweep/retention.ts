@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.ts';
-import * as sql from '../db/sql.ts';
-import type { RetentionStatus } from '../queue/names.ts';
+import { errorMessage } from '../errors.ts';
+import type { RetentionStatus } from '../queue/jobs.ts';
+import { deleteExpiredChunk } from '../sql/retention.ts';
 
 export type RetentionOptions = {
   retentionMs: number;
@@ -28,13 +29,16 @@ export async function deleteExpiredEntries(
   };
   try {
     while (!o.signal?.aborted) {
-      const { rows } = await pool.query(sql.deleteExpiredChunk, [o.retentionMs, chunkSize]);
+      const deleted = await deleteExpiredChunk(pool, {
+        retentionMs: o.retentionMs,
+        limit: chunkSize,
+      });
       status.chunks += 1;
-      status.deleted += rows[0].deleted as number;
-      if (rows[0].deleted < chunkSize || performance.now() - started >= o.timeBudgetMs) break;
+      status.deleted += deleted;
+      if (deleted < chunkSize || performance.now() - started >= o.timeBudgetMs) break;
     }
   } catch (err) {
-    status.error = err instanceof Error ? err.message : String(err);
+    status.error = errorMessage(err);
   }
   status.durationMs = Math.round(performance.now() - started);
   return status;

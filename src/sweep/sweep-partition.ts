@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.ts';
-import * as sql from '../db/sql.ts';
-import type { SweepStatus } from '../queue/names.ts';
+import { errorMessage } from '../errors.ts';
+import type { SweepStatus } from '../queue/jobs.ts';
+import { finalizeStaleChunk, staleCutoff } from '../sql/sweep.ts';
 import { partitionRange } from './partitions.ts';
 
 export type SweepPartitionOptions = {
@@ -42,17 +43,11 @@ export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Prom
     drained: false,
   };
   try {
-    const { rows } = await pool.query(sql.staleCutoff, [o.staleAfterMs]);
-    status.cutoff = rows[0].cutoff;
+    const cutoff = await staleCutoff(pool, { staleAfterMs: o.staleAfterMs });
+    status.cutoff = cutoff;
     while (!o.signal?.aborted && status.chunks < (o.maxChunks ?? Number.POSITIVE_INFINITY)) {
       await o.beforeChunk?.();
-      const result = await pool.query(sql.finalizeStaleChunk, [
-        status.cutoff,
-        low,
-        high,
-        o.chunkSize,
-      ]);
-      const finalized: number = result.rows[0].finalized;
+      const finalized = await finalizeStaleChunk(pool, { cutoff, low, high, limit: o.chunkSize });
       status.chunks += 1;
       status.finalized += finalized;
       await o.onChunk?.({
@@ -69,7 +64,7 @@ export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Prom
       if (performance.now() - started >= o.timeBudgetMs) break;
     }
   } catch (err) {
-    status.error = err instanceof Error ? err.message : String(err);
+    status.error = errorMessage(err);
   }
   status.durationMs = Math.round(performance.now() - started);
   return status;

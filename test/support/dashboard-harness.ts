@@ -6,10 +6,10 @@ import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
+import { recentRuns } from '../../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../../src/queue/sweep-queue.ts';
 import { AuditLogStore } from '../../src/store/store.ts';
 import type { NewEntry } from '../../src/store/types.ts';
-import { recentRuns } from '../../src/sweep/run-jobs.ts';
 import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { captureLogger } from './logs.ts';
@@ -64,7 +64,7 @@ export async function startDashboard(
   const config = loadConfig(baseEnv);
   const { logger, lines: logs } = captureLogger();
   const redis = await connectProducer(config.REDIS_URL, logger);
-  const sq = createSweepQueue(config, redis);
+  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
   const app = createDashboardApp({
     config,

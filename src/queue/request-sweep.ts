@@ -1,15 +1,9 @@
 import { QueueEvents } from 'bullmq';
 import type { Logger } from '../log.ts';
-import { createRedis } from '../queue/connection.ts';
-import {
-  JobName,
-  type RunSummary,
-  SWEEP_QUEUE,
-  type TickData,
-  type TickResult,
-} from '../queue/names.ts';
-import type { SweepQueue } from '../queue/sweep-queue.ts';
-import { runJobId } from './run-jobs.ts';
+import { createRedis } from './connection.ts';
+import { runJobId } from './job-ids.ts';
+import { JobName, type RunSummary, SWEEP_QUEUE, type TickData, type TickResult } from './jobs.ts';
+import type { SweepQueue } from './sweep-queue.ts';
 
 /**
  * Asks for a sweep now (CLI `sweep`, the dashboard's "Sweep now"). The tick is deduplicated while
@@ -31,11 +25,11 @@ export async function requestSweep(sq: SweepQueue): Promise<string> {
 export async function waitForSweep(
   sq: SweepQueue,
   tickJobId: string,
-  options: { timeoutMs: number; logger: Logger },
+  options: { redisUrl: string; timeoutMs: number; logger: Logger },
 ): Promise<RunSummary> {
   const timeoutMs = options.timeoutMs;
   // QueueEvents blocks on Redis, so it needs a connection of the worker kind.
-  const connection = createRedis(sq.config.REDIS_URL, 'worker', options.logger);
+  const connection = createRedis(options.redisUrl, 'worker', options.logger);
   const events = new QueueEvents(SWEEP_QUEUE, { connection, prefix: sq.prefix });
   try {
     await events.waitUntilReady();

@@ -1,7 +1,7 @@
 /**
- * The queue, its job names, scheduler ids and the data and results each job carries: the
- * contract between whoever enqueues (scheduler, CLI, dashboard) and the workers.
- * BullMQ forbids ":" in scheduler ids and job ids, and integer job ids.
+ * The job contract: the queue, its job names, scheduler ids, and the data and result each job
+ * carries, between whoever enqueues (scheduler, CLI, dashboard) and the workers. Job ids are
+ * in job-ids.ts. BullMQ forbids ":" in scheduler ids.
  */
 
 export const SWEEP_QUEUE = 'audit-sweep';

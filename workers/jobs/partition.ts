@@ -1,23 +1,10 @@
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { Pool } from '../db/pool.ts';
-import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
-import { type PartitionData, SWEEP_QUEUE, type SweepStatus } from '../queue/names.ts';
-import { PartitionLock } from '../queue/partition-lock.ts';
-import type { SweepQueue } from '../queue/sweep-queue.ts';
-import { continuePartition } from './run-jobs.ts';
-import { sweepPartition } from './sweep-partition.ts';
-
-export type PartitionJobDeps = {
-  sq: SweepQueue;
-  redis: Redis;
-  pool: Pool;
-  logger: Logger;
-  metrics: Metrics;
-  /** Aborted when the process is shutting down. */
-  shutdown: AbortSignal;
-};
+import type { PartitionData, SweepStatus } from '../../src/queue/jobs.ts';
+import { PartitionLock } from '../../src/queue/partition-lock.ts';
+import { continuePartition } from '../../src/queue/run-flow.ts';
+import { productKey } from '../../src/queue/sweep-queue.ts';
+import { sweepPartition } from '../../src/sweep/sweep-partition.ts';
+import type { JobContext } from '../job-context.ts';
 
 class LockLostError extends Error {
   constructor() {
@@ -32,23 +19,23 @@ class LockLostError extends Error {
  * it), sweep under it while renewing it, release it, and continue in a new job at once if the
  * time budget ran out first. A failed sweep throws, so BullMQ retries it with backoff.
  */
-export async function processPartitionJob(
+export async function processPartition(
   job: Job<PartitionData>,
-  deps: PartitionJobDeps,
+  ctx: JobContext,
 ): Promise<SweepStatus> {
-  const { config } = deps.sq;
+  const settings = ctx.settings;
   const { partition, partitions } = job.data;
-  const log = deps.logger.child({ job: job.id, runId: job.data.runId, partition });
+  const log = ctx.logger.child({ job: job.id, runId: job.data.runId, partition });
   const lock = new PartitionLock(
-    deps.redis,
-    `${deps.sq.prefix}:${SWEEP_QUEUE}`,
-    `${partition}-of-${partitions}`,
-    config.SWEEP_LOCK_TTL,
+    ctx.redis,
+    // Names the id range: partition 3 of 16 and 3 of 7 are different ranges with their own locks.
+    productKey(ctx.sq, `partition-lock:${partition}-of-${partitions}`),
+    settings.SWEEP_LOCK_TTL,
   );
 
   if (!(await lock.acquire())) {
-    deps.metrics.lockContention.inc();
-    deps.metrics.partitionSweeps.inc({ outcome: 'skipped_locked' });
+    ctx.metrics.lockContention.inc();
+    ctx.metrics.partitionSweeps.inc({ outcome: 'skipped_locked' });
     log.info('another sweep of this partition is under way; nothing to do');
     await job.log('skipped: another sweep of this partition holds its lock');
     return {
@@ -69,16 +56,16 @@ export async function processPartitionJob(
       (held) => held || lockLost.abort(),
       (err) => log.warn({ err }, 'partition lock renewal failed'),
     );
-  }, config.SWEEP_LOCK_TTL / 3);
+  }, settings.SWEEP_LOCK_TTL / 3);
   let status: SweepStatus;
   try {
-    status = await sweepPartition(deps.pool, {
+    status = await sweepPartition(ctx.pool, {
       partition,
       partitions,
-      staleAfterMs: config.STALE_AFTER,
-      chunkSize: config.SWEEP_CHUNK_SIZE,
-      timeBudgetMs: config.SWEEP_TIME_BUDGET,
-      signal: AbortSignal.any([deps.shutdown, lockLost.signal]),
+      staleAfterMs: settings.STALE_AFTER,
+      chunkSize: settings.SWEEP_CHUNK_SIZE,
+      timeBudgetMs: settings.SWEEP_TIME_BUDGET,
+      signal: AbortSignal.any([ctx.shutdown, lockLost.signal]),
       beforeChunk: async () => {
         if (!(await lock.renew())) {
           lockLost.abort();
@@ -99,12 +86,12 @@ export async function processPartitionJob(
       .catch((err) => log.warn({ err }, 'partition lock release failed; it expires by itself'));
   }
 
-  deps.metrics.rowsFinalized.inc(status.finalized);
-  deps.metrics.partitionSweepDuration.observe(status.durationMs / 1000);
+  ctx.metrics.rowsFinalized.inc(status.finalized);
+  ctx.metrics.partitionSweepDuration.observe(status.durationMs / 1000);
   // Chunks committed by earlier attempts of this job that then failed.
   const earlier = job.data.finalizedByFailedAttempts ?? 0;
   if (status.error) {
-    deps.metrics.partitionSweeps.inc({ outcome: 'failed' });
+    ctx.metrics.partitionSweeps.inc({ outcome: 'failed' });
     log.error({ status }, 'partition sweep failed');
     if (status.finalized > 0)
       await job
@@ -117,9 +104,9 @@ export async function processPartitionJob(
   if (status.finalized > 0)
     log.warn({ status }, 'timed out audit log entries whose completion was lost');
   else log.debug({ status }, 'partition swept');
-  deps.metrics.partitionSweeps.inc({ outcome: status.drained ? 'drained' : 'budget_spent' });
+  ctx.metrics.partitionSweeps.inc({ outcome: status.drained ? 'drained' : 'budget_spent' });
   // Out of time, or shutting down: the rest goes to a new job that any worker may take at once.
   // When the lock was lost, its new holder carries on instead.
-  if (!status.drained && !lockLost.signal.aborted) await continuePartition(deps.sq, job);
+  if (!status.drained && !lockLost.signal.aborted) await continuePartition(ctx.sq, job, settings);
   return earlier ? { ...status, finalized: earlier + status.finalized } : status;
 }

@@ -1,4 +1,5 @@
-import { JobName, SchedulerId, type TickData } from './names.ts';
+import type { Config } from '../config.ts';
+import { JobName, SchedulerId, type TickData } from './jobs.ts';
 import { KEEP_COMPLETED, KEEP_FAILED, type SweepQueue } from './sweep-queue.ts';
 
 /** How often the retention job runs when RETENTION is on. */
@@ -9,15 +10,18 @@ export const RETENTION_EVERY_MS = 3_600_000;
  * at start and whenever its Redis connection comes back (a Redis that lost its data gets them
  * again without a redeploy); no process is special.
  */
-export async function upsertSchedulers(sq: SweepQueue): Promise<void> {
-  const { queue, config } = sq;
+export async function upsertSchedulers(
+  sq: SweepQueue,
+  settings: Pick<Config, 'SWEEP_EVERY' | 'RETENTION'>,
+): Promise<void> {
+  const { queue } = sq;
   const opts = { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED, attempts: 3 };
   await queue.upsertJobScheduler(
     SchedulerId.sweep,
-    { every: config.SWEEP_EVERY },
+    { every: settings.SWEEP_EVERY },
     { name: JobName.tick, data: { trigger: 'schedule' } satisfies TickData, opts },
   );
-  if (config.RETENTION === null) await queue.removeJobScheduler(SchedulerId.retention);
+  if (settings.RETENTION === null) await queue.removeJobScheduler(SchedulerId.retention);
   else
     await queue.upsertJobScheduler(
       SchedulerId.retention,

@@ -1,0 +1,147 @@
+// @ts-check
+/**
+ * The overview page's script, served as /assets/overview.js. It refreshes the #overview section
+ * from the server-rendered page, and drives "Sweep now": POST /api/sweeps, then polls
+ * /api/sweeps/:id until the run is done. The tick id is kept in sessionStorage so that a reload
+ * goes on showing the sweep. Plain ES5-style browser JavaScript, type-checked with checkJs.
+ */
+
+(() => {
+  const base = document.documentElement.getAttribute('data-base') || '';
+  const button = /** @type {HTMLButtonElement} */ (document.getElementById('sweep-now'));
+  const status = document.getElementById('sweep-status');
+  const KEY = 'audit-sweeper.sweep';
+  let polling = null;
+
+  function fmt(n) {
+    return Number(n).toLocaleString('en-US');
+  }
+
+  function show(text, tone, progress) {
+    status.textContent = '';
+    status.className = tone || '';
+    const line = document.createElement('span');
+    line.textContent = text;
+    status.appendChild(line);
+    if (progress) {
+      const bar = document.createElement('progress');
+      bar.max = progress.partitions;
+      bar.value = progress.partitionsDone;
+      status.appendChild(bar);
+    }
+  }
+
+  function describe(s) {
+    const joined = s.joined ? ' (joined the run already under way)' : '';
+    if (s.tickState === 'failed')
+      return [`Sweep request ${s.tickJobId} failed: ${s.tickError}`, 'bad'];
+    if (!s.runId) {
+      const who =
+        s.tickState === 'active' ? 'a worker is starting the run' : 'waiting for a worker';
+      return [`Sweep requested (job ${s.tickJobId}): ${who}…`, 'busy'];
+    }
+    if (s.summary) {
+      const failed = s.summary.failedPartitions.length;
+      return [
+        'Run ' +
+          s.runId +
+          ' finished' +
+          joined +
+          ': ' +
+          fmt(s.summary.finalized) +
+          ' rows finalized in ' +
+          (s.summary.durationMs / 1000).toFixed(1) +
+          ' s' +
+          (failed ? `, ${failed} partitions FAILED` : ''),
+        failed ? 'bad' : 'good',
+      ];
+    }
+    if (s.runState === 'failed') return [`Run ${s.runId} failed`, 'bad'];
+    if (s.runState === 'removed') return [`Run ${s.runId} has finished`, 'good'];
+    const p = s.progress;
+    return [
+      'Run ' +
+        s.runId +
+        joined +
+        ': ' +
+        p.partitionsDone +
+        ' of ' +
+        p.partitions +
+        ' partitions done, ' +
+        fmt(p.finalized) +
+        ' rows finalized so far' +
+        (p.failedPartitions ? `, ${p.failedPartitions} failed` : ''),
+      'busy',
+    ];
+  }
+
+  function refresh() {
+    return fetch(`${base}/`, { headers: { accept: 'text/html' }, cache: 'no-store' })
+      .then((res) => (res.ok ? res.text() : null))
+      .then((html) => {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('overview');
+        const current = document.getElementById('overview');
+        if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+      })
+      .catch(() => {
+        /* the next refresh tries again */
+      });
+  }
+
+  function poll(tickJobId) {
+    clearTimeout(polling);
+    fetch(`${base}/api/sweeps/${encodeURIComponent(tickJobId)}`, { cache: 'no-store' })
+      .then((res) => {
+        if (res.status === 404) {
+          sessionStorage.removeItem(KEY);
+          return null;
+        }
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        return res.json();
+      })
+      .then((s) => {
+        if (!s) return;
+        const d = describe(s);
+        show(d[0], d[1], s.done ? null : s.progress);
+        refresh();
+        if (s.done) sessionStorage.removeItem(KEY);
+        else
+          polling = setTimeout(() => {
+            poll(tickJobId);
+          }, 1000);
+      })
+      .catch((err) => {
+        show(`Could not read the sweep's state (${err.message}); retrying…`, 'bad');
+        polling = setTimeout(() => {
+          poll(tickJobId);
+        }, 3000);
+      });
+  }
+
+  button.addEventListener('click', () => {
+    button.disabled = true;
+    show('Requesting a sweep…', 'busy');
+    fetch(`${base}/api/sweeps`, { method: 'POST', headers: { accept: 'application/json' } })
+      .then((res) =>
+        res.json().then((body) => {
+          if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
+          return body;
+        }),
+      )
+      .then((body) => {
+        sessionStorage.setItem(KEY, body.tickJobId);
+        poll(body.tickJobId);
+      })
+      .catch((err) => {
+        show(`Sweep request failed: ${err.message}`, 'bad');
+      })
+      .finally(() => {
+        button.disabled = false;
+      });
+  });
+
+  const pending = sessionStorage.getItem(KEY);
+  if (pending) poll(pending);
+  setInterval(refresh, 5000);
+})();

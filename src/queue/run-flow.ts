@@ -1,0 +1,55 @@
+import type { Job } from 'bullmq';
+import { partitionJobId, runJobId } from './job-ids.ts';
+import { JobName, type PartitionData, type RunData, SWEEP_QUEUE, type Trigger } from './jobs.ts';
+import {
+  KEEP_COMPLETED,
+  KEEP_FAILED,
+  partitionJobOptions,
+  type SweepQueue,
+} from './sweep-queue.ts';
+
+/**
+ * A run is one sweep of every partition: a `run` parent job whose children are the partition
+ * jobs, added atomically as a BullMQ flow. The parent is processed once every child has
+ * completed or failed for good, and returns the totals.
+ */
+export async function addRunFlow(
+  sq: SweepQueue,
+  run: { runId: string; trigger: Trigger; partitions: number },
+  settings: { SWEEP_ATTEMPTS: number },
+): Promise<void> {
+  const { runId, partitions } = run;
+  const data: RunData = { ...run, startedAt: new Date().toISOString() };
+  await sq.flows.add({
+    name: JobName.run,
+    queueName: SWEEP_QUEUE,
+    data,
+    opts: { jobId: runJobId(runId), removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED },
+    children: Array.from({ length: partitions }, (_, partition) => ({
+      name: JobName.partition,
+      queueName: SWEEP_QUEUE,
+      data: { runId, partition, partitions, continuation: 0 } satisfies PartitionData,
+      opts: { ...partitionJobOptions(settings), jobId: partitionJobId(runId, partition, 0) },
+    })),
+  });
+}
+
+/** Adds a partition's next job to the same run, when its time budget ran out before it drained. */
+export async function continuePartition(
+  sq: SweepQueue,
+  job: Job<PartitionData>,
+  settings: { SWEEP_ATTEMPTS: number },
+): Promise<void> {
+  const { runId, partition, partitions, continuation } = job.data;
+  const next: PartitionData = { runId, partition, partitions, continuation: continuation + 1 };
+  // A copy of this job (Bull Board's "duplicate", a retried completed job) may have taken the
+  // next id already; adding it again would be silently ignored and stop the drain until the next
+  // tick. Take the next free number instead: an extra chain is harmless, the lock keeps it apart.
+  while (await sq.queue.getJob(partitionJobId(runId, partition, next.continuation)))
+    next.continuation += 1;
+  await sq.queue.add(JobName.partition, next, {
+    ...partitionJobOptions(settings),
+    jobId: partitionJobId(next.runId, next.partition, next.continuation),
+    ...(job.parent?.id ? { parent: { id: job.parent.id, queue: job.parent.queueKey } } : {}),
+  });
+}

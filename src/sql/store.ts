@@ -1,0 +1,121 @@
+import { msAgo, type Queryable, rfc3339 } from './fragments.ts';
+
+/** The columns of a new entry, as the table names them; ids of absent actors/credentials null. */
+export type EntryInsert = {
+  requestId: string;
+  requestUri: string;
+  operationId: string;
+  sourceIp: string;
+  userAgent: string | null;
+  actorId: string | null;
+  actorSiloId: string | null;
+  actorKind: string;
+  authMethod: string | null;
+  credentialId: string | null;
+};
+
+/** Inserts an incomplete row started now (database clock); returns its new id. */
+export async function insertEntry(db: Queryable, e: EntryInsert): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO audit_log (id, time_started, request_id, request_uri, operation_id, source_ip,
+       user_agent, actor_id, actor_silo_id, actor_kind, auth_method, credential_id)
+     VALUES (gen_random_uuid(), now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+     RETURNING id`,
+    [
+      e.requestId,
+      e.requestUri,
+      e.operationId,
+      e.sourceIp,
+      e.userAgent,
+      e.actorId,
+      e.actorSiloId,
+      e.actorKind,
+      e.authMethod,
+      e.credentialId,
+    ],
+  );
+  return (rows[0] as { id: string }).id;
+}
+
+export type CompletionUpdate = {
+  id: string;
+  resultKind: 'success' | 'error';
+  httpStatusCode: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+};
+
+/**
+ * Completes a row now (database clock), unless it is already final: a completed row is
+ * immutable. True when this call completed it.
+ */
+export async function completeEntry(db: Queryable, c: CompletionUpdate): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE audit_log
+        SET time_completed = now(), result_kind = $2, http_status_code = $3,
+            error_code = $4, error_message = $5
+      WHERE id = $1 AND time_completed IS NULL`,
+    [c.id, c.resultKind, c.httpStatusCode, c.errorCode, c.errorMessage],
+  );
+  return rowCount === 1;
+}
+
+/** A row's result kind: undefined when there is no such row, null while it is incomplete. */
+export async function entryResultKind(
+  db: Queryable,
+  id: string,
+): Promise<string | null | undefined> {
+  const { rows } = await db.query<{ result_kind: string | null }>(
+    'SELECT result_kind FROM audit_log WHERE id = $1',
+    [id],
+  );
+  return rows[0]?.result_kind;
+}
+
+/** The key that signs page tokens (made by a migration); undefined before `migrate`. */
+export async function pageTokenKey(db: Queryable): Promise<string | undefined> {
+  const { rows } = await db.query<{ value: string }>(
+    `SELECT value FROM audit_sweeper_secret WHERE name = 'page_token_key'`,
+  );
+  return rows[0]?.value;
+}
+
+/** A row of the log as it leaves the database: timestamps as RFC 3339 text, ip as text. */
+export type EntryRow = Record<string, string | number | null>;
+
+const entryColumns = `id, ${rfc3339('time_started')} AS time_started,
+  ${rfc3339('time_completed')} AS time_completed, request_id, request_uri, operation_id,
+  host(source_ip) AS source_ip, user_agent, actor_id, actor_silo_id, actor_kind, auth_method,
+  credential_id, http_status_code, error_code, error_message, result_kind`;
+
+export type ListCompletedParams = {
+  direction: 'ASC' | 'DESC';
+  /** Inclusive. */
+  start: string;
+  /** Exclusive; null for open-ended. */
+  end: string | null;
+  limit: number;
+  /** The last (time_completed, id) already read; rows strictly after it in `direction`. */
+  after: { time: string; id: string } | null;
+  /**
+   * Rows completed in the last `marginMs` may still be joined by rows that commit later with an
+   * older timestamp, so they are not shown yet.
+   */
+  marginMs: number;
+};
+
+/** Completed rows in [start, end) by (time_completed, id), one page. */
+export async function listCompleted(db: Queryable, p: ListCompletedParams): Promise<EntryRow[]> {
+  const cmp = p.direction === 'ASC' ? '>' : '<';
+  const { rows } = await db.query<EntryRow>(
+    `SELECT ${entryColumns}
+       FROM audit_log_complete
+      WHERE time_completed >= $1::timestamptz
+        AND time_completed < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
+        AND ($4::timestamptz IS NULL OR (time_completed, id) ${cmp} ($4::timestamptz, $5::uuid))
+      ORDER BY time_completed ${p.direction}, id ${p.direction}
+      LIMIT $3`,
+    [p.start, p.end, p.limit, p.after?.time ?? null, p.after?.id ?? null, p.marginMs],
+  );
+  return rows;
+}

@@ -1,0 +1,43 @@
+import { msAgo, type Queryable, rfc3339 } from './fragments.ts';
+
+/** The cutoff for one partition sweep, from the database clock: rows started before it are stale. */
+export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): Promise<string> {
+  const { rows } = await db.query<{ cutoff: string }>(`SELECT ${rfc3339(msAgo('$1'))} AS cutoff`, [
+    p.staleAfterMs,
+  ]);
+  return (rows[0] as { cutoff: string }).cutoff;
+}
+
+/**
+ * One chunk: times out up to `limit` stale rows whose id lies in [low, high], in one short
+ * transaction, and returns how many. SKIP LOCKED lets the chunk pass over rows a writer is
+ * completing right now (they will not need us); the UPDATE repeats `time_completed IS NULL`, so
+ * a row completed between the pick and the write is left alone whatever any lock said.
+ * Ordering by id inside the range walks the partial index (id, time_started) of incomplete rows
+ * and never touches another partition's entries.
+ */
+export async function finalizeStaleChunk(
+  db: Queryable,
+  p: { cutoff: string; low: string; high: string; limit: number },
+): Promise<number> {
+  const { rows } = await db.query<{ finalized: number }>(
+    `WITH picked AS (
+       SELECT id FROM audit_log
+        WHERE time_completed IS NULL
+          AND id BETWEEN $2::uuid AND $3::uuid
+          AND time_started < $1::timestamptz
+        ORDER BY id
+        LIMIT $4
+          FOR UPDATE SKIP LOCKED
+     ), finalized AS (
+       UPDATE audit_log AS a
+          SET time_completed = now(), result_kind = 'timeout'
+         FROM picked
+        WHERE a.id = picked.id AND a.time_completed IS NULL
+       RETURNING a.id
+     )
+     SELECT count(*)::int AS finalized FROM finalized`,
+    [p.cutoff, p.low, p.high, p.limit],
+  );
+  return rows[0]?.finalized ?? 0;
+}

@@ -1,0 +1,32 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../src/config.ts';
+import type { Pool } from '../src/db/pool.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+
+/** The settings a worker's jobs read. */
+export type WorkerSettings = Pick<
+  Config,
+  | 'STALE_AFTER'
+  | 'SWEEP_EVERY'
+  | 'SWEEP_PARTITIONS'
+  | 'SWEEP_CHUNK_SIZE'
+  | 'SWEEP_CONCURRENCY'
+  | 'SWEEP_TIME_BUDGET'
+  | 'SWEEP_LOCK_TTL'
+  | 'SWEEP_ATTEMPTS'
+  | 'RETENTION'
+>;
+
+/** What every job processor is given besides its job: one worker process's connections. */
+export type JobContext = {
+  settings: WorkerSettings;
+  sq: SweepQueue;
+  redis: Redis;
+  pool: Pool;
+  logger: Logger;
+  metrics: Metrics;
+  /** Aborted when the process is shutting down. */
+  shutdown: AbortSignal;
+};

@@ -1,0 +1,43 @@
+import type { Job } from 'bullmq';
+import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
+import { recordFinishedRun } from '../../src/queue/run-history.ts';
+import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
+import type { JobContext } from '../job-context.ts';
+
+/**
+ * A run's parent job, processed once all its partition jobs are done: adds up their statuses
+ * into the run's summary, records it in the history and ends the run's claim.
+ */
+export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<RunSummary> {
+  const children = await readRunChildren(ctx.sq, job);
+  const { finished } = children;
+  const summary: RunSummary = {
+    runId: job.data.runId,
+    trigger: job.data.trigger,
+    partitions: job.data.partitions,
+    finalized: finalizedInRun(children),
+    chunks: finished.reduce((n, s) => n + s.chunks, 0),
+    startedAt: job.data.startedAt,
+    finishedAt: new Date().toISOString(),
+    durationMs: Date.now() - Date.parse(job.data.startedAt),
+    skippedPartitions: [...new Set(finished.filter((s) => s.skipped).map((s) => s.partition))].sort(
+      (a, b) => a - b,
+    ),
+    failedPartitions: children.failed.map(({ partition, error }) => ({ partition, error })),
+  };
+  await recordFinishedRun(ctx.sq, ctx.redis, summary);
+  ctx.metrics.sweepRuns.inc({
+    outcome: summary.failedPartitions.length ? 'partial_failure' : 'success',
+  });
+  const log = {
+    runId: summary.runId,
+    finalized: summary.finalized,
+    failed: summary.failedPartitions,
+  };
+  if (summary.failedPartitions.length)
+    ctx.logger.error(log, 'sweep run finished with failed partitions');
+  // Timed-out rows mean completions were lost upstream: worth a warning, not just a count.
+  else if (summary.finalized > 0) ctx.logger.warn(log, 'sweep run timed out audit log entries');
+  else ctx.logger.info(log, 'sweep run finished');
+  return summary;
+}

@@ -1,0 +1,18 @@
+import type { Job } from 'bullmq';
+import { claimOrJoinRun } from '../../src/queue/current-run.ts';
+import type { TickData, TickResult } from '../../src/queue/jobs.ts';
+import { addRunFlow } from '../../src/queue/run-flow.ts';
+import type { JobContext } from '../job-context.ts';
+
+/**
+ * A tick (from the scheduler, "Sweep now", `sweep`, Bull Board's "Run now") starts a run of
+ * every partition, or joins the run still under way.
+ */
+export async function processTick(job: Job<TickData>, ctx: JobContext): Promise<TickResult> {
+  const partitions = ctx.settings.SWEEP_PARTITIONS;
+  const { runId, claimed } = await claimOrJoinRun(ctx.sq, ctx.redis);
+  if (!claimed) return { runId, partitions, joined: true };
+  const trigger = job.data.trigger ?? 'manual';
+  await addRunFlow(ctx.sq, { runId, trigger, partitions }, ctx.settings);
+  return { runId, partitions };
+}
