@@ -6,7 +6,6 @@ import {
   initEntries,
   newEntry,
   startDashboard,
-  waitFor,
 } from './support/dashboard-harness.ts';
 
 /**
@@ -110,11 +109,11 @@ describe('a completion that commits late', () => {
     await sleep(50);
     await d.store.complete(b, { kind: 'success', httpStatusCode: 200 });
     if (marginMs === 0) {
-      await waitFor(() => reader.received.some((e) => e.id === b), 'the reader to read b');
+      await expect.poll(() => reader.received.some((e) => e.id === b)).toBe(true);
     } else {
       // The reader has looked at least twice while b was committed and a was not.
       const after = reader.passes() + 2;
-      await waitFor(() => reader.passes() > after, 'two reads while a is uncommitted');
+      await expect.poll(() => reader.passes()).toBeGreaterThan(after);
     }
     await commitA();
     stopAfter = Date.now() + marginMs + 500;
@@ -195,12 +194,14 @@ describe('tailing while writers write and the sweeper sweeps', () => {
     await Promise.all(writers);
 
     // The sweeper finishes the lost ones; then, once the margin has passed, the reader stops.
-    await waitFor(async () => {
-      const { rows } = await d.db.pool.query(
-        'SELECT count(*)::int AS n FROM audit_log WHERE time_completed IS NULL',
-      );
-      return rows[0].n === 0;
-    }, 'the sweeper to time out every lost entry');
+    await expect
+      .poll(async () => {
+        const { rows } = await d.db.pool.query(
+          'SELECT count(*)::int AS n FROM audit_log WHERE time_completed IS NULL',
+        );
+        return rows[0].n;
+      })
+      .toBe(0);
     stopAfter = Date.now() + MARGIN_MS + 500;
     await reader.stop();
 

@@ -7,7 +7,6 @@ import {
   initEntries,
   newEntry,
   startDashboard,
-  waitFor,
   waitForFirstScheduledRun,
 } from './support/dashboard-harness.ts';
 
@@ -58,11 +57,16 @@ const readState = async (tickJobId: string): Promise<SweepState> =>
 /** Polls the sweep's state like the page does, keeping every state seen. */
 async function follow(tickJobId: string): Promise<SweepState[]> {
   const seen: SweepState[] = [];
-  await waitFor(async () => {
-    const state = await readState(tickJobId);
-    seen.push(state);
-    return state.done;
-  }, `sweep ${tickJobId} to finish`);
+  await expect
+    .poll(
+      async () => {
+        const state = await readState(tickJobId);
+        seen.push(state);
+        return state.done;
+      },
+      { message: `sweep ${tickJobId} to finish` },
+    )
+    .toBe(true);
   return seen;
 }
 
@@ -114,7 +118,7 @@ describe('Sweep now', () => {
     await backdate(d, stale);
     const first = await requestSweep();
     const second = await requestSweep();
-    await waitFor(async () => (await readState(first)).runId, 'the first tick to start a run');
+    await expect.poll(async () => (await readState(first)).runId).toBeTruthy();
     const third = await requestSweep();
     const finals = await Promise.all([first, second, third].map(follow));
     const summaries = finals.map((states) => (states.at(-1) as SweepState).summary as RunSummary);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -5,8 +6,8 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
 import { SchedulerId, SWEEP_QUEUE } from '../src/queue/jobs.ts';
-import { type CliProcess, startCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { isAlive, processFleet } from './support/harness.ts';
 import {
   type PrivatePostgres,
   type PrivateRedis,
@@ -15,11 +16,6 @@ import {
 } from './support/private-servers.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 import { rowsDigest, seed } from './support/seed.ts';
-import { waitFor as poll, type WaitOptions } from './support/wait.ts';
-
-/** Errors mean "not yet" here: the servers are going away and coming back. */
-const waitFor = <T>(what: string, probe: () => Promise<T>, options: WaitOptions<T> = {}) =>
-  poll(what, probe, { ...options, ignoreErrors: true });
 
 /**
  * Outages, for real: a worker process keeps running while its Redis or its PostgreSQL goes away
@@ -27,30 +23,15 @@ const waitFor = <T>(what: string, probe: () => Promise<T>, options: WaitOptions<
  * killed and restarted by the test on free ports); the shared ones are never touched.
  */
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const STARTED = /"msg":"sweep worker started"/;
 
-const children = new Set<CliProcess>();
-function startWorker(env: Record<string, string>): CliProcess {
-  const p = startCli(['worker'], env);
-  children.add(p);
-  return p;
-}
-const alive = (p: CliProcess) => p.child.exitCode === null && p.child.signalCode === null;
+const fleet = processFleet();
+const startWorker = (env: Record<string, string>) => fleet.start(['worker'], env);
+const alive = isAlive;
 const count = (text: string, pattern: RegExp) =>
   text.split('\n').filter((l) => pattern.test(l)).length;
 
-afterEach(async (context) => {
-  if (context.task.result?.state === 'fail') {
-    for (const p of children) {
-      const state = p.child.exitCode ?? p.child.signalCode ?? 'running';
-      console.error(`--- worker (pid ${p.child.pid}, ${state}):\n${p.output().slice(-6000)}`);
-    }
-  }
-  for (const p of children) if (alive(p)) p.child.kill('SIGKILL');
-  await Promise.all([...children].map((p) => p.exited));
-  children.clear();
-});
+afterEach((context) => fleet.cleanup(context));
 
 /** Incomplete rows of a tag, and how many of them are timed out with no status fields. */
 async function tagState(pool: Pool, tag: string) {
@@ -128,10 +109,8 @@ describe('Redis restarted with its data lost', () => {
 
     // The schedule sweeps them (nobody asks for a sweep in this test).
     expect(await schedulerIds()).toContain(SchedulerId.sweep);
-    await waitFor('the first stale rows swept', async () => {
-      const s = await tagState(db.pool, 'before');
-      return s.incomplete === 0 && s;
-    });
+    // expect.poll retries a probe that throws: the servers go away and come back here.
+    await expect.poll(() => tagState(db.pool, 'before')).toMatchObject({ incomplete: 0 });
     expect(await tagState(db.pool, 'before')).toEqual({
       total: 1_000,
       incomplete: 0,
@@ -142,23 +121,16 @@ describe('Redis restarted with its data lost', () => {
     const oldRunId = await serverRunId();
     const heardBefore = worker.output().length;
     await redisServer.kill();
-    await waitFor('the worker to notice', async () =>
-      /Redis connection error/.test(worker.output().slice(heardBefore)),
-    );
+    await expect.poll(() => worker.output().slice(heardBefore)).toMatch(/Redis connection error/);
     await sleep(2_000);
     expect(alive(worker)).toBe(true);
     await redisServer.start();
     expect(await serverRunId()).not.toBe(oldRunId);
 
     // The worker put the schedule back by itself, and the schedule sweeps new stale rows.
-    await waitFor('the sweep scheduler in the new Redis', async () =>
-      (await schedulerIds()).includes(SchedulerId.sweep),
-    );
+    await expect.poll(schedulerIds).toContain(SchedulerId.sweep);
     await seed(db.pool, { kind: 'incomplete', count: 1_000, tag: 'after' });
-    await waitFor('the new stale rows swept', async () => {
-      const s = await tagState(db.pool, 'after');
-      return s.incomplete === 0 && s;
-    });
+    await expect.poll(() => tagState(db.pool, 'after')).toMatchObject({ incomplete: 0 });
     expect(await tagState(db.pool, 'after')).toEqual({
       total: 1_000,
       incomplete: 0,
@@ -212,10 +184,7 @@ describe('PostgreSQL going away and coming back', () => {
     await seed(db, { kind: 'completed', count: 2_000, tag: 'done' });
     const done = await rowsDigest(db, "request_id LIKE 'done-%'");
     await seed(db, { kind: 'incomplete', count: 500, tag: 'before' });
-    await waitFor('the first stale rows swept', async () => {
-      const s = await tagState(db, 'before');
-      return s.incomplete === 0 && s;
-    });
+    await expect.poll(() => tagState(db, 'before')).toMatchObject({ incomplete: 0 });
 
     // Rows that become stale a few seconds from now, while the database is down (rows already
     // stale would be swept before it goes: the schedule fires every second).
@@ -231,11 +200,9 @@ describe('PostgreSQL going away and coming back', () => {
     // after the outage began.
     const down = new Date();
     // Down past the moment every such row is stale, and long enough for several ticks.
-    await waitFor(
-      'errors logged while PostgreSQL is down',
-      async () => /"msg":"partition sweep failed"/.test(worker.output().slice(heardBefore)),
-      { intervalMs: 250 },
-    );
+    await expect
+      .poll(() => worker.output().slice(heardBefore))
+      .toMatch(/"msg":"partition sweep failed"/);
     await sleep(Math.max(0, seeded + 14_000 - Date.now()));
     const duringOutage = worker.output().slice(heardBefore);
     expect(alive(worker)).toBe(true);
@@ -247,10 +214,7 @@ describe('PostgreSQL going away and coming back', () => {
     await pgServer.start();
     pool = createPool(url, silentLogger, { max: 4 });
     const back = pool;
-    await waitFor('the stale rows swept after PostgreSQL came back', async () => {
-      const s = await tagState(back, 'outage');
-      return s.incomplete === 0 && s;
-    });
+    await expect.poll(() => tagState(back, 'outage')).toMatchObject({ incomplete: 0 });
     expect(await tagState(back, 'outage')).toEqual({
       total: 2_000,
       incomplete: 0,

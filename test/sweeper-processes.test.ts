@@ -1,14 +1,15 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { type RunSummary, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { recentRuns } from '../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
-import { type CliProcess, runCli, startCli } from './support/cli.ts';
+import { type CliProcess, runCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { isAlive, processFleet, sweeperEnv } from './support/harness.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 import { rowsDigest, seed } from './support/seed.ts';
-import { waitFor } from './support/wait.ts';
 
 /**
  * The sweeper as it runs in production: real `audit-sweeper worker` processes (from the TS
@@ -23,7 +24,6 @@ import { waitFor } from './support/wait.ts';
 const STALE = "request_id LIKE 'stale-%'";
 const RECENT = "request_id LIKE 'recent-%'";
 const DONE = "request_id LIKE 'done-%'";
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Ctx = {
   db: TestDatabase;
@@ -35,46 +35,23 @@ type Ctx = {
   lockKeys: () => Promise<string[]>;
 };
 
-const children = new Set<CliProcess>();
+const fleet = processFleet();
+const start = fleet.start;
+const alive = isAlive;
 let ctx: Ctx | undefined;
 
-/** Starts a child of `audit-sweeper <args>`; afterEach kills whatever is still running. */
-function start(args: string[], env: Record<string, string>): CliProcess {
-  const p = startCli(args, env);
-  children.add(p);
-  return p;
-}
-
-const alive = (p: CliProcess) => p.child.exitCode === null && p.child.signalCode === null;
-
-/** What each process wrote and where the queue stood: printed when a test fails. */
-async function diagnostics(c: Ctx | undefined): Promise<string> {
-  const parts = [...children].map((p) => {
-    const state = p.child.exitCode ?? p.child.signalCode ?? 'running';
-    const tail = p
-      .output()
-      .slice(-6000)
-      .split('\n')
-      .map((l) => l.slice(0, 600))
-      .join('\n');
-    return `--- audit-sweeper ${p.child.spawnargs.slice(4).join(' ')} (pid ${p.child.pid}, ${state}):\n${tail}`;
-  });
-  if (c) {
-    const counts = await c.sq.queue.getJobCounts().catch((err) => String(err));
-    const left = await staleLeft(c).catch((err) => String(err));
-    const locks = await c.lockKeys().catch((err) => String(err));
-    parts.push(`--- job counts ${JSON.stringify(counts)}; stale left ${left}; locks ${locks}`);
-  }
-  return parts.join('\n');
+/** Where the queue stood: printed, with each process's output, when a test fails. */
+async function queueDiagnostics(c: Ctx | undefined): Promise<string> {
+  if (!c) return '';
+  const counts = await c.sq.queue.getJobCounts().catch((err) => String(err));
+  const left = await staleLeft(c).catch((err) => String(err));
+  const locks = await c.lockKeys().catch((err) => String(err));
+  return `--- job counts ${JSON.stringify(counts)}; stale left ${left}; locks ${locks}`;
 }
 
 afterEach(async (context) => {
-  if (context.task.result?.state === 'fail') console.error(await diagnostics(ctx));
-  for (const p of children) {
-    if (alive(p)) p.child.kill('SIGKILL');
-  }
-  await Promise.all([...children].map((p) => p.exited));
-  children.clear();
+  const c = ctx;
+  await fleet.cleanup(context, () => queueDiagnostics(c));
   if (ctx) {
     const c = ctx;
     ctx = undefined;
@@ -88,19 +65,7 @@ afterEach(async (context) => {
 async function setup(label: string, settings: Record<string, string>): Promise<Ctx> {
   const db = await createTestDatabase(label);
   const { prefix, cleanup } = createTestPrefix(label);
-  const env = {
-    DATABASE_URL: db.url,
-    REDIS_URL: TEST_REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    STALE_AFTER: '1h',
-    // Only the first tick (BullMQ fires an `every` scheduler at once) comes from the schedule;
-    // the tests ask for their sweeps.
-    SWEEP_EVERY: '1h',
-    RETENTION: 'off',
-    WORKER_METRICS_PORT: '0',
-    LOG_LEVEL: 'info',
-    ...settings,
-  };
+  const env = sweeperEnv({ databaseUrl: db.url, prefix }, settings);
   const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
   const sq = createSweepQueue(redis, loadConfig(env).QUEUE_PREFIX);
   const lockKeys = async () => {
@@ -122,8 +87,6 @@ async function setup(label: string, settings: Record<string, string>): Promise<C
   ctx = { db, env, sq, redis, cleanupPrefix: cleanup, lockKeys };
   return ctx;
 }
-
-/** Polls (at a modest pace: a tight poll steals a core from the processes under test). */
 
 /** Starts workers and waits until each has started and the schedule's first run is over. */
 async function startWorkers(c: Ctx, count: number): Promise<CliProcess[]> {
@@ -227,7 +190,7 @@ async function seedBacklog(c: Ctx, counts: { done: number; stale: number; recent
 
 /** Waits until the first run (the scheduler fires at once) is over, so the table can be seeded. */
 async function firstRunOver(c: Ctx) {
-  await waitFor('the schedule’s first run', async () => (await recentRuns(c.sq, c.redis, 1))[0]);
+  await expect.poll(async () => (await recentRuns(c.sq, c.redis, 1)).length).toBe(1);
 }
 
 describe('worker processes', () => {
@@ -376,11 +339,11 @@ describe('worker processes', () => {
     const done = await seedBacklog(c, { done: 10_000, stale: 30_000, recent: 1_000 });
 
     const sweep = start(['sweep', '--wait', '--json'], { ...c.env, LOG_LEVEL: 'warn' });
-    await waitFor(
-      'the drain under way',
-      async () => (await staleLeft(c)) < 30_000 && (await c.lockKeys()).length > 0,
-      { intervalMs: 250 },
-    );
+    await expect
+      .poll(async () => (await staleLeft(c)) < 30_000 && (await c.lockKeys()).length > 0, {
+        message: 'the drain under way',
+      })
+      .toBe(true);
     frozen.child.kill('SIGSTOP');
 
     // Its locks carry a TTL of at most SWEEP_LOCK_TTL, and nobody renews them now.
@@ -391,13 +354,7 @@ describe('worker processes', () => {
       // -2: expired between the scan and now.
       expect(ttl === -2 || (ttl > 0 && ttl <= 2_000), `${key} pttl ${ttl}`).toBe(true);
     }
-    await waitFor(
-      'the frozen worker’s locks to expire',
-      async () => (await c.lockKeys()).length === 0,
-      {
-        intervalMs: 250,
-      },
-    );
+    await expect.poll(async () => (await c.lockKeys()).length).toBe(0);
     expect(await staleLeft(c)).toBeGreaterThan(0);
 
     // Another worker takes over the frozen one's jobs and finishes the run.
@@ -410,9 +367,7 @@ describe('worker processes', () => {
     // Thawed, it finds its locks gone and stops; it changes no row.
     const heardBefore = frozen.output().length;
     frozen.child.kill('SIGCONT');
-    await waitFor('the thawed worker to react', async () => frozen.output().length > heardBefore, {
-      intervalMs: 250,
-    });
+    await expect.poll(() => frozen.output().length).toBeGreaterThan(heardBefore);
     await sleep(3 * 2_000);
     expect(alive(frozen)).toBe(true);
     expect(await rowsDigest(c.db.pool, 'true')).toEqual(everything);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Job } from 'bullmq';
+import type { Job, JobType } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Config, loadConfig } from '../src/config.ts';
@@ -24,6 +24,7 @@ import {
 import { partitionOf } from '../src/sweep/partitions.ts';
 import { type SweepWorker, startSweepWorker } from '../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { sweeperEnv } from './support/harness.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 
 /**
@@ -116,17 +117,8 @@ afterEach(async () => {
 });
 
 function configFor(prefix: string, env: Record<string, string>): Config {
-  return loadConfig({
-    DATABASE_URL: db.url,
-    REDIS_URL: TEST_REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    STALE_AFTER: '1h',
-    // Only the tests' triggers sweep: the schedule's first tick is waited out (see start).
-    SWEEP_EVERY: '1h',
-    RETENTION: 'off',
-    LOG_LEVEL: 'silent',
-    ...env,
-  });
+  // Only the tests' triggers sweep: the schedule's first tick is waited out (see start).
+  return loadConfig(sweeperEnv({ databaseUrl: db.url, prefix }, { LOG_LEVEL: 'silent', ...env }));
 }
 
 /**
@@ -153,33 +145,17 @@ async function start(
 }
 
 /** Waits until the queue has nothing waiting, running, delayed (retries) or awaiting children. */
-async function waitIdle(sq: SweepQueue, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const counts = await sq.queue.getJobCounts(
-      'waiting',
-      'active',
-      'delayed',
-      'waiting-children',
-      'prioritized',
-    );
-    if (Object.values(counts).every((n) => n === 0)) return;
-    if (Date.now() > deadline) throw new Error(`queue still busy: ${JSON.stringify(counts)}`);
-    await sleep(100);
-  }
+async function waitIdle(sq: SweepQueue): Promise<void> {
+  const busy: JobType[] = ['waiting', 'active', 'delayed', 'waiting-children', 'prioritized'];
+  await expect
+    .poll(() => sq.queue.getJobCounts(...busy), { interval: 100 })
+    .toEqual(Object.fromEntries(busy.map((state) => [state, 0])));
 }
 
 /** A tick job's result once it has run (it starts or joins a run). */
 async function tickResult(sq: SweepQueue, id: string): Promise<TickResult> {
-  for (let i = 0; i < 600; i++) {
-    const job = await sq.queue.getJob(id);
-    if (!job) throw new Error(`tick ${id} is gone`);
-    const state = await job.getState();
-    if (state === 'completed') return job.returnvalue as TickResult;
-    if (state === 'failed') throw new Error(`tick ${id} failed: ${job.failedReason}`);
-    await sleep(50);
-  }
-  throw new Error(`tick ${id} did not run`);
+  await expect.poll(() => sq.queue.getJobState(id), { interval: 50 }).toBe('completed');
+  return (await sq.queue.getJob(id))?.returnvalue as TickResult;
 }
 
 /** `count` rows at once: incomplete ones started `ageMs` ago or earlier, or completed ones. */

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
+import { vi } from 'vitest';
 import { createDashboardApp } from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
@@ -14,7 +15,6 @@ import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.t
 import { createTestDatabase, type TestDatabase } from './db.ts';
 import { captureLogger } from './logs.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './redis.ts';
-import { waitFor as poll } from './wait.ts';
 
 export const USER = 'operator';
 export const PASSWORD = 'correct horse battery staple';
@@ -112,18 +112,17 @@ export async function startDashboard(
   };
 }
 
-/** Polls until `check` returns something truthy; fails with the last value after the timeout. */
-export const waitFor = <T>(check: () => Promise<T> | T, what: string, timeoutMs = 60_000) =>
-  poll(what, check, { timeoutMs, intervalMs: 100, done: Boolean });
-
 /**
  * A worker's scheduler fires its first tick at once; tests that want only their own trigger to
  * sweep wait for that first run to be over before making anything stale.
  */
 export async function waitForFirstScheduledRun(d: Dashboard): Promise<void> {
-  await waitFor(
-    async () => (await recentRuns(d.sq, d.redis)).length > 0,
-    'the first scheduled run',
+  // vi.waitFor, not expect.poll: this runs in beforeAll hooks too.
+  await vi.waitFor(
+    async () => {
+      if ((await recentRuns(d.sq, d.redis)).length === 0) throw new Error('no run yet');
+    },
+    { timeout: 90_000, interval: 250 },
   );
 }
 

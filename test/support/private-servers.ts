@@ -15,7 +15,8 @@ import pg from 'pg';
  */
 
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A TCP port nobody listens on right now (the kernel's pick). */
 export async function freePort(): Promise<number> {
