@@ -48,7 +48,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   router.get(['/healthz', '/readyz'], probes);
   router.use(basicAuth(deps.credentials), sameOriginOnly);
   router.use(probes); // /metrics
-  router.use('/queues', bullBoardRouter(sq, `${base}/queues`));
+  router.use('/queues', bullBoardRouter(sq, `${base}/queues`, `${base}/`));
   router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config }));
   router.use(sweepRouter({ sq, base, logger }));
   router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN }));

@@ -4,17 +4,46 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { Router } from 'express';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 
+/** 24-hour UTC times, as on the overview, instead of the browser's local 12-hour clock. */
+const UTC = { timeZone: 'UTC', timeZoneName: 'short', hourCycle: 'h23' } as const;
+const time = { hour: '2-digit', minute: '2-digit', second: '2-digit' } as const;
+export const BULL_BOARD_DATE_FORMATS = {
+  short: { ...time, ...UTC },
+  common: { month: 'short', day: 'numeric', ...time, ...UTC },
+  full: { year: 'numeric', month: 'short', day: 'numeric', ...time, ...UTC },
+} as const;
+
 /**
- * Bull Board for every queue the product uses (there is one). It has no auth of its own: the
- * app mounts it behind Basic auth and the same-origin check, which cover its write actions too.
- * Its base path must be the full path the browser sees, or its page hangs on "Loading".
+ * Bull Board for both queues: runs (with their ticks and the retention job) in one, their
+ * partition jobs in the other, so a run is not buried among its partitions. It has no auth of
+ * its own: the app mounts it behind Basic auth and the same-origin check, which cover its write
+ * actions too. Its base path must be the full path the browser sees, or its page hangs on
+ * "Loading". `overviewPath` is where its header links back to.
  */
-export function bullBoardRouter(sq: SweepQueue, mountPath: string): Router {
+export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath: string): Router {
   const serverAdapter = new ExpressAdapter().setBasePath(mountPath);
   createBullBoard({
-    queues: [new BullMQAdapter(sq.queue)],
+    queues: [
+      new BullMQAdapter(sq.queue, {
+        displayName: 'Runs',
+        description:
+          'One run job per sweep (its partition jobs are its children), ticks, retention',
+      }),
+      new BullMQAdapter(sq.partitions, {
+        displayName: 'Partition jobs',
+        description: 'Children of the runs: one job per partition per run, plus continuations',
+      }),
+    ],
     serverAdapter,
-    options: { uiConfig: { boardTitle: 'audit-sweeper' } },
+    options: {
+      uiConfig: {
+        boardTitle: 'audit-sweeper',
+        miscLinks: [{ text: 'Back to the overview', url: overviewPath }],
+        dateFormats: BULL_BOARD_DATE_FORMATS,
+        // Keep runs above their partitions in the menu, in the order given here.
+        sortQueues: false,
+      },
+    },
   });
   return serverAdapter.getRouter();
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJobId } from '../src/queue/job-ids.ts';
+import { SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import {
   backdate,
   type Dashboard,
@@ -127,13 +128,24 @@ describe('dashboard in Chromium', () => {
     // Bull Board, through the overview's link: its UI must load under the base path.
     await page.getByTestId('bull-board-link').click();
     await page.waitForURL(`${d.origin}${d.base}/queues**`);
-    await page.getByText('audit-sweep', { exact: false }).first().waitFor({ timeout: TIMEOUT });
+    // Runs and their partition jobs are two queues, so the run is not buried among them.
+    await page.getByText('Partition jobs').first().waitFor({ timeout: TIMEOUT });
+    await page.getByText('Runs', { exact: true }).first().waitFor({ timeout: TIMEOUT });
     await page.screenshot({ path: `${ARTIFACTS}/browser-3-bull-board.png`, fullPage: true });
-    await page.goto(`${d.origin}${d.base}/queues/queue/audit-sweep?status=completed`);
+    await page.goto(`${d.origin}${d.base}/queues/queue/${SWEEP_QUEUE}?status=completed`);
     const runJob = page.getByText(runJobId(runId)).first();
     await runJob.waitFor({ timeout: TIMEOUT });
     await runJob.scrollIntoViewIfNeeded();
+    // Times are in UTC, as on the overview.
+    await page
+      .getByText(/\d\d:\d\d:\d\d UTC/)
+      .first()
+      .waitFor({ timeout: TIMEOUT });
     await page.screenshot({ path: `${ARTIFACTS}/browser-4-bull-board-run.png` });
+    // And its header leads back to the overview.
+    await page.getByText('Back to the overview').first().click();
+    await page.waitForURL(`${d.origin}${d.base}/`);
+    await page.getByTestId('stale').waitFor({ timeout: TIMEOUT });
 
     expect(errors).toEqual([]);
     await page.context().close();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SWEEP_QUEUE } from '../src/queue/jobs.ts';
+import { PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { backlogByRange } from '../src/sql/backlog.ts';
 import { partitionRange } from '../src/sweep/partitions.ts';
 import {
@@ -167,13 +167,25 @@ describe('same-origin writes', () => {
 });
 
 describe('pages and data', () => {
-  it('Bull Board is served under the base path and lists the sweep queue', async () => {
+  it('Bull Board is served under the base path: runs and partition jobs in two queues, a link back, UTC', async () => {
     const page = await d.get('/queues');
     const html = await page.text();
     // The UI finds its API and assets through this base path: it must be what the browser sees.
     expect(html).toContain('/ops/audit/queues/');
+    // Its header links back to the overview, and it formats times in UTC (24-hour clock).
+    const uiConfig = JSON.parse(/id="__UI_CONFIG__"[^>]*>(.*?)<\/script>/s.exec(html)?.[1] ?? '{}');
+    expect(uiConfig.miscLinks).toEqual([{ text: 'Back to the overview', url: '/ops/audit/' }]);
+    for (const format of ['short', 'common', 'full'])
+      expect(uiConfig.dateFormats[format]).toMatchObject({ timeZone: 'UTC', hourCycle: 'h23' });
     const api = await (await d.get('/queues/api/queues')).json();
-    expect(api.queues.map((q: { name: string }) => q.name)).toEqual([SWEEP_QUEUE]);
+    const queues = api.queues.map((q: { name: string; displayName?: string }) => [
+      q.name,
+      q.displayName,
+    ]);
+    expect(queues).toEqual([
+      [SWEEP_QUEUE, 'Runs'],
+      [PARTITION_QUEUE, 'Partition jobs'],
+    ]);
   });
 
   it('the overview shows the backlog, per partition too, as HTML and JSON', async () => {

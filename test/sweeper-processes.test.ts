@@ -40,10 +40,12 @@ const start = fleet.start;
 const alive = isAlive;
 let ctx: Ctx | undefined;
 
-/** Where the queue stood: printed, with each process's output, when a test fails. */
+/** Where the queues stood: printed, with each process's output, when a test fails. */
 async function queueDiagnostics(c: Ctx | undefined): Promise<string> {
   if (!c) return '';
-  const counts = await c.sq.queue.getJobCounts().catch((err) => String(err));
+  const counts = await Promise.all([c.sq.queue.getJobCounts(), c.sq.partitions.getJobCounts()])
+    .then(([runs, partitions]) => ({ runs, partitions }))
+    .catch((err) => String(err));
   const left = await staleLeft(c).catch((err) => String(err));
   const locks = await c.lockKeys().catch((err) => String(err));
   return `--- job counts ${JSON.stringify(counts)}; stale left ${left}; locks ${locks}`;
@@ -294,7 +296,8 @@ describe('worker processes', () => {
     // left active (to be found stalled later): they completed and handed the rest on.
     expect(await c.lockKeys()).toEqual([]);
     expect(await c.sq.queue.getActiveCount()).toBe(0);
-    expect(await c.sq.queue.getWaitingCount()).toBeGreaterThan(0);
+    expect(await c.sq.partitions.getActiveCount()).toBe(0);
+    expect(await c.sq.partitions.getWaitingCount()).toBeGreaterThan(0);
     // Mid-drain, and every stale row is either untouched or fully timed out.
     const { rows } = await c.db.pool.query(
       `SELECT count(*) FILTER (WHERE time_completed IS NULL AND result_kind IS NULL

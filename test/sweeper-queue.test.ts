@@ -144,12 +144,19 @@ async function start(
   return h;
 }
 
-/** Waits until the queue has nothing waiting, running, delayed (retries) or awaiting children. */
+/** Waits until both queues have nothing waiting, running, delayed (retries) or awaiting children. */
 async function waitIdle(sq: SweepQueue): Promise<void> {
   const busy: JobType[] = ['waiting', 'active', 'delayed', 'waiting-children', 'prioritized'];
+  const idle = Object.fromEntries(busy.map((state) => [state, 0]));
   await expect
-    .poll(() => sq.queue.getJobCounts(...busy), { interval: 100 })
-    .toEqual(Object.fromEntries(busy.map((state) => [state, 0])));
+    .poll(
+      async () => ({
+        runs: await sq.queue.getJobCounts(...busy),
+        partitions: await sq.partitions.getJobCounts(...busy),
+      }),
+      { interval: 100 },
+    )
+    .toEqual({ runs: idle, partitions: idle });
 }
 
 /** A tick job's result once it has run (it starts or joins a run). */
@@ -274,7 +281,7 @@ describe('sweeps through the queue', () => {
       ),
       // An operator duplicating partition jobs: same data as the run's, no parent, new ids.
       ...operatorCopies.map((partition, i) =>
-        sq.queue.add(
+        sq.partitions.add(
           JobName.partition,
           { runId, partition, partitions: PARTITIONS, continuation: 0 } satisfies PartitionData,
           { ...partitionJobOptions(h.config), jobId: `copy${i}` },
@@ -282,7 +289,7 @@ describe('sweeps through the queue', () => {
       ),
       // ...and the same with data of a run of its own.
       ...operatorCopies.map((partition, i) =>
-        sq.queue.add(
+        sq.partitions.add(
           JobName.partition,
           { runId: `op${i}`, partition, partitions: PARTITIONS, continuation: 0 },
           partitionJobOptions(h.config),
@@ -359,12 +366,15 @@ describe('sweeps through the queue', () => {
     expect(summary.failedPartitions[0]?.error).toContain(`cannot finalize ${poison}`);
     expect(summary.skippedPartitions).toEqual([]);
 
-    const failedJob = await h.sq.queue.getJob(`${summary.runId}-p${bad}`);
+    const failedJob = await h.sq.partitions.getJob(`${summary.runId}-p${bad}`);
     expect(await failedJob?.getState()).toBe('failed');
     expect(failedJob?.attemptsMade).toBe(2);
     expect(failedJob?.failedReason).toContain(`cannot finalize ${poison}`);
-    const failed = await h.sq.queue.getFailed();
+    const failed = await h.sq.partitions.getFailed();
     expect(failed.map((j) => j.id)).toEqual([`${summary.runId}-p${bad}`]);
+    // The run itself completed, in the runs' queue, apart from its partition jobs.
+    expect(await h.sq.queue.getFailedCount()).toBe(0);
+    expect(await h.sq.queue.getJobState(runJobId(summary.runId))).toBe('completed');
 
     // Every other partition's stale rows are timed out; the poison row is still incomplete.
     const { rows: left } = await db.pool.query(
@@ -380,7 +390,7 @@ describe('sweeps through the queue', () => {
     expect(done[0].n).toBe(4_000 - leftIds.length);
     for (let p = 0; p < PARTITIONS; p++) {
       if (p === bad) continue;
-      const job = await h.sq.queue.getJob(`${summary.runId}-p${p}`);
+      const job = await h.sq.partitions.getJob(`${summary.runId}-p${p}`);
       expect(await job?.getState()).toBe('completed');
       expect((job?.returnvalue as SweepStatus | undefined)?.drained).toBe(true);
     }
@@ -420,7 +430,7 @@ describe('sweeps through the queue', () => {
       logger: silentLogger,
     });
     expect(summary).toMatchObject({ finalized: 1_000, failedPartitions: [] });
-    const job = await h.sq.queue.getJob(`${summary.runId}-p${bad}`);
+    const job = await h.sq.partitions.getJob(`${summary.runId}-p${bad}`);
     expect(job?.attemptsMade).toBe(2);
     const { rows: inPartition } = await db.pool.query('SELECT id FROM audit_log');
     const expected = inPartition.filter((r) => partitionOf(r.id, PARTITIONS) === bad).length;
@@ -463,7 +473,7 @@ describe('sweeps through the queue', () => {
     await insertMany({ count: 6_000, ageMs: 4 * HOUR, tag: 'stale-c' });
     await Promise.all([
       ...Array.from({ length: 4 }, (_, partition) =>
-        mixed.sq.queue.add(JobName.partition, {
+        mixed.sq.partitions.add(JobName.partition, {
           runId: 'old',
           partition,
           partitions: 4,
@@ -471,7 +481,7 @@ describe('sweeps through the queue', () => {
         }),
       ),
       ...Array.from({ length: 7 }, (_, partition) =>
-        seven.sq.queue.add(JobName.partition, {
+        seven.sq.partitions.add(JobName.partition, {
           runId: 'new',
           partition,
           partitions: 7,
@@ -527,7 +537,7 @@ describe('sweeps through the queue', () => {
     });
     expect((await tally('stale')).incomplete).toBe(0);
 
-    const jobs = (await h.sq.queue.getJobs(['completed'], 0, -1)).filter(
+    const jobs = (await h.sq.partitions.getJobs(['completed'], 0, -1)).filter(
       (j) => j.name === JobName.partition && j.data.runId === summary.runId,
     ) as Job<PartitionData, SweepStatus>[];
     let chunks = 0;

@@ -4,7 +4,7 @@ import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { createRedis } from '../src/queue/connection.ts';
-import { JobName, SWEEP_QUEUE } from '../src/queue/jobs.ts';
+import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
@@ -13,13 +13,20 @@ import { processRetention } from './jobs/retention.ts';
 import { processRun } from './jobs/run.ts';
 import { processTick } from './jobs/tick.ts';
 
-/** Which function processes each job name: one file per job kind, under jobs/. */
 // biome-ignore lint/suspicious/noExplicitAny: each processor narrows its own job's data type.
-const PROCESSORS: Record<JobName, (job: Job<any>, ctx: JobContext) => Promise<unknown>> = {
-  [JobName.tick]: processTick,
-  [JobName.run]: processRun,
-  [JobName.partition]: processPartition,
-  [JobName.retention]: processRetention,
+type Processor = (job: Job<any>, ctx: JobContext) => Promise<unknown>;
+
+/**
+ * Which function processes each job name, per queue: one file per job kind, under jobs/. A job
+ * under a name its queue does not hold fails visibly instead of being run by the wrong code.
+ */
+const PROCESSORS: Record<string, Partial<Record<JobName, Processor>>> = {
+  [SWEEP_QUEUE]: {
+    [JobName.tick]: processTick,
+    [JobName.run]: processRun,
+    [JobName.retention]: processRetention,
+  },
+  [PARTITION_QUEUE]: { [JobName.partition]: processPartition },
 };
 
 export type SweepWorker = {
@@ -32,8 +39,9 @@ export type SweepWorker = {
 };
 
 /**
- * A worker process's share of the sweeper: takes tick, run, partition and retention jobs from
- * the queue. Any number of these run side by side; none is special.
+ * A worker process's share of the sweeper: one BullMQ Worker per queue (ticks, runs and
+ * retention; partition jobs), both with the same concurrency and lock rules. Any number of
+ * these processes run side by side; none is special.
  */
 export async function startSweepWorker(
   config: WorkerSettings & Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>,
@@ -41,9 +49,10 @@ export async function startSweepWorker(
 ): Promise<SweepWorker> {
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  // The queue shares `redis`, whose errors createRedis already logs (once per new error);
+  // The queues share `redis`, whose errors createRedis already logs (once per new error);
   // with no listener BullMQ prints each one to stderr, outside the JSON log.
   sq.queue.on('error', () => {});
+  sq.partitions.on('error', () => {});
   const pool = createPool(config.DATABASE_URL, logger, {
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
@@ -60,35 +69,42 @@ export async function startSweepWorker(
     shutdown: shutdown.signal,
   };
 
-  const processor = async (job: Job) => {
-    const process = PROCESSORS[job.name as JobName];
-    if (!process) throw new Error(`unknown job name "${job.name}"`);
-    return process(job, ctx);
+  const startWorker = (queueName: string) => {
+    const processors = PROCESSORS[queueName] ?? {};
+    const worker = new Worker(
+      queueName,
+      async (job: Job) => {
+        const process = processors[job.name as JobName];
+        if (!process) throw new Error(`unknown job name "${job.name}" in queue ${queueName}`);
+        return process(job, ctx);
+      },
+      {
+        connection: redis,
+        prefix: sq.prefix,
+        concurrency: config.SWEEP_CONCURRENCY,
+        // A dead worker's jobs are taken over only once its partition locks have expired: the
+        // job lock outlives the last partition-lock renewal (at most one TTL) by at least half a
+        // TTL (lockDuration 2 TTL, renewed at least every TTL / 2). Were it the other way round,
+        // the re-run job would find its own dead predecessor's lock, skip, and leave the
+        // partition unswept until the next tick. Takeover comes within about 2 to 4 TTLs.
+        lockDuration: 2 * config.SWEEP_LOCK_TTL,
+        lockRenewTime: config.SWEEP_LOCK_TTL / 2,
+        stalledInterval: config.SWEEP_LOCK_TTL,
+        // Scheduler-made jobs are exempt from maxStalledCount: without this, a tick that kills
+        // its worker would be retried forever.
+        maxStartedAttempts: config.SWEEP_ATTEMPTS + 1,
+      },
+    );
+    worker.on('failed', (job, err) =>
+      logger.error(
+        { job: job?.id, name: job?.name, attemptsMade: job?.attemptsMade, err: err.message },
+        'job failed',
+      ),
+    );
+    worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+    return worker;
   };
-
-  const worker = new Worker(SWEEP_QUEUE, processor, {
-    connection: redis,
-    prefix: sq.prefix,
-    concurrency: config.SWEEP_CONCURRENCY,
-    // A dead worker's jobs are taken over only once its partition locks have expired: the job
-    // lock outlives the last partition-lock renewal (at most one TTL) by at least half a TTL
-    // (lockDuration 2 TTL, renewed at least every TTL / 2). Were it the other way round, the
-    // re-run job would find its own dead predecessor's lock, skip, and leave the partition
-    // unswept until the next tick. Takeover comes within about 2 to 4 TTLs.
-    lockDuration: 2 * config.SWEEP_LOCK_TTL,
-    lockRenewTime: config.SWEEP_LOCK_TTL / 2,
-    stalledInterval: config.SWEEP_LOCK_TTL,
-    // Scheduler-made jobs are exempt from maxStalledCount: without this, a tick that kills its
-    // worker would be retried forever.
-    maxStartedAttempts: config.SWEEP_ATTEMPTS + 1,
-  });
-  worker.on('failed', (job, err) =>
-    logger.error(
-      { job: job?.id, name: job?.name, attemptsMade: job?.attemptsMade, err: err.message },
-      'job failed',
-    ),
-  );
-  worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+  const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];
 
   const ensureSchedulers = () =>
     upsertSchedulers(sq, config).catch((err) =>
@@ -98,7 +114,7 @@ export async function startSweepWorker(
   // scheduler was removed by hand.
   redis.on('ready', ensureSchedulers);
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
-  await worker.waitUntilReady();
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
   await ensureSchedulers();
   logger.info(
     {
@@ -118,7 +134,7 @@ export async function startSweepWorker(
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
       // Waits for the chunk under way; the command's runUntilSignal bounds the whole shutdown.
-      await worker.close();
+      await Promise.all(workers.map((w) => w.close()));
       await closeSweepQueue(sq);
       await pool.end();
       redis.disconnect();

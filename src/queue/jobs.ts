@@ -1,17 +1,23 @@
 /**
- * The job contract: the queue, its job names, scheduler ids, and the data and result each job
+ * The job contract: the queues, their job names, scheduler ids, and the data and result each job
  * carries, between whoever enqueues (scheduler, CLI, dashboard) and the workers. Job ids are
  * in job-ids.ts. BullMQ forbids ":" in scheduler ids.
  */
 
+/** Ticks, runs and retention: the few jobs an operator looks for, kept apart from the many below. */
 export const SWEEP_QUEUE = 'audit-sweep';
+/**
+ * Partition jobs (and their continuations), each a flow child of its run in SWEEP_QUEUE. Both
+ * queues share QUEUE_PREFIX, so every key keeps the prefix's hash tag (one Redis Cluster slot).
+ */
+export const PARTITION_QUEUE = 'audit-sweep-partitions';
 
 export const JobName = {
   /** Fired by the scheduler (or a manual trigger): fans out one run. */
   tick: 'tick',
   /** Parent of a run's partition jobs: completes once they all have, with the totals. */
   run: 'run',
-  /** Finalizes one partition's stale rows. */
+  /** Finalizes one partition's stale rows; in PARTITION_QUEUE, the others in SWEEP_QUEUE. */
   partition: 'partition',
   /** Deletes completed rows older than RETENTION. */
   retention: 'retention',

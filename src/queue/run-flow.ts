@@ -1,6 +1,13 @@
 import type { Job } from 'bullmq';
 import { partitionJobId, runJobId } from './job-ids.ts';
-import { JobName, type PartitionData, type RunData, SWEEP_QUEUE, type Trigger } from './jobs.ts';
+import {
+  JobName,
+  PARTITION_QUEUE,
+  type PartitionData,
+  type RunData,
+  SWEEP_QUEUE,
+  type Trigger,
+} from './jobs.ts';
 import {
   KEEP_COMPLETED,
   KEEP_FAILED,
@@ -9,8 +16,8 @@ import {
 } from './sweep-queue.ts';
 
 /**
- * A run is one sweep of every partition: a `run` parent job whose children are the partition
- * jobs, added atomically as a BullMQ flow. The parent is processed once every child has
+ * A run is one sweep of every partition: a `run` parent job (in SWEEP_QUEUE) whose children are
+ * the partition jobs (in PARTITION_QUEUE), added atomically as a BullMQ flow. The parent is processed once every child has
  * completed or failed for good, and returns the totals.
  */
 export async function addRunFlow(
@@ -27,7 +34,7 @@ export async function addRunFlow(
     opts: { jobId: runJobId(runId), removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED },
     children: Array.from({ length: partitions }, (_, partition) => ({
       name: JobName.partition,
-      queueName: SWEEP_QUEUE,
+      queueName: PARTITION_QUEUE,
       data: { runId, partition, partitions, continuation: 0 } satisfies PartitionData,
       opts: { ...partitionJobOptions(settings), jobId: partitionJobId(runId, partition, 0) },
     })),
@@ -45,9 +52,9 @@ export async function continuePartition(
   // A copy of this job (Bull Board's "duplicate", a retried completed job) may have taken the
   // next id already; adding it again would be silently ignored and stop the drain until the next
   // tick. Take the next free number instead: an extra chain is harmless, the lock keeps it apart.
-  while (await sq.queue.getJob(partitionJobId(runId, partition, next.continuation)))
+  while (await sq.partitions.getJob(partitionJobId(runId, partition, next.continuation)))
     next.continuation += 1;
-  await sq.queue.add(JobName.partition, next, {
+  await sq.partitions.add(JobName.partition, next, {
     ...partitionJobOptions(settings),
     jobId: partitionJobId(next.runId, next.partition, next.continuation),
     ...(job.parent?.id ? { parent: { id: job.parent.id, queue: job.parent.queueKey } } : {}),

@@ -1,17 +1,21 @@
 import { FlowProducer, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { SWEEP_QUEUE } from './jobs.ts';
+import { PARTITION_QUEUE, SWEEP_QUEUE } from './jobs.ts';
 
 /** How long finished jobs stay visible in Bull Board; Redis keeps them forever otherwise. */
 export const KEEP_COMPLETED = { age: 7 * 86_400, count: 2_000 };
 export const KEEP_FAILED = { age: 30 * 86_400, count: 5_000 };
 
-/** The queue and the flow producer that adds whole runs to it, on one connection and prefix. */
-export type SweepQueue = { queue: Queue; flows: FlowProducer; prefix: string };
+/**
+ * The two queues (ticks, runs and retention in `queue`; partition jobs in `partitions`) and the
+ * flow producer that adds whole runs across them, on one connection and prefix.
+ */
+export type SweepQueue = { queue: Queue; partitions: Queue; flows: FlowProducer; prefix: string };
 
 export function createSweepQueue(connection: Redis, prefix: string): SweepQueue {
   return {
     queue: new Queue(SWEEP_QUEUE, { connection, prefix }),
+    partitions: new Queue(PARTITION_QUEUE, { connection, prefix }),
     flows: new FlowProducer({ connection, prefix }),
     prefix,
   };
@@ -37,5 +41,5 @@ export function partitionJobOptions(settings: { SWEEP_ATTEMPTS: number }): JobsO
 }
 
 export async function closeSweepQueue(q: SweepQueue): Promise<void> {
-  await Promise.allSettled([q.queue.close(), q.flows.close()]);
+  await Promise.allSettled([q.queue.close(), q.partitions.close(), q.flows.close()]);
 }

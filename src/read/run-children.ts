@@ -24,8 +24,8 @@ export async function readRunChildren(sq: SweepQueue, run: Job): Promise<RunChil
     error: String(error),
   }));
   const [pending, failedJobs] = await Promise.all([
-    Promise.all(pendingIds.map((id) => sq.queue.getJob(id))),
-    Promise.all(failures.map((f) => sq.queue.getJob(f.id))),
+    Promise.all(pendingIds.map((id) => sq.partitions.getJob(id))),
+    Promise.all(failures.map((f) => sq.partitions.getJob(f.id))),
   ]);
   return {
     finished: Object.values(deps.processed ?? {}) as SweepStatus[],
