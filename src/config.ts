@@ -56,6 +56,15 @@ const text = (def: string | undefined, pattern: RegExp, accepted: string): Setti
   },
 });
 
+/**
+ * The sweeper commits its chunks without waiting for the WAL flush (synchronous_commit off for
+ * those transactions): PostgreSQL flushes them within 3 x wal_writer_delay (600 ms by default),
+ * and a crash before that leaves the rows incomplete for the next run to finalize. The API must
+ * never list a finalization a crash could still undo, so it stays this far behind now: well
+ * above 600 ms plus a slow chunk. Raise LIST_SAFETY_MARGIN with wal_writer_delay.
+ */
+export const LIST_SAFETY_MARGIN_FLOOR_MS = 2_000;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS = {
@@ -75,7 +84,7 @@ export const SETTINGS = {
     accepted: `${DURATION_HINT}, or off`,
     parse: (raw: string): number | null => (raw === 'off' ? null : duration('').parse(raw)),
   },
-  LIST_SAFETY_MARGIN: duration('30s', 0),
+  LIST_SAFETY_MARGIN: duration('30s', LIST_SAFETY_MARGIN_FLOOR_MS),
   DASHBOARD_PORT: integer('3000', 0, 65_535),
   DASHBOARD_BASE_PATH: text(
     '',

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepPartition } from '../src/sweep/sweep-partition.ts';
 import { type Dashboard, initEntries, startDashboard } from './support/dashboard-harness.ts';
@@ -18,7 +19,7 @@ type Wire = {
 };
 
 beforeAll(async () => {
-  d = await startDashboard('api_audit_log', { LIST_SAFETY_MARGIN: '0ms' });
+  d = await startDashboard('api_audit_log', { LIST_SAFETY_MARGIN: '2s' });
   start = new Date(Date.now() - 60_000).toISOString();
   const ids = await initEntries(d.store, 12);
   for (const [i, id] of ids.slice(0, 8).entries()) {
@@ -45,6 +46,8 @@ beforeAll(async () => {
   });
   expect(status.finalized).toBe(4);
   for (const id of ids.slice(8)) outcomes.set(id, 'unknown');
+  // The API lists entries once they are LIST_SAFETY_MARGIN (at least 2 s) old.
+  await sleep(2_100);
 });
 
 afterAll(async () => {
@@ -160,7 +163,7 @@ describe('listing', () => {
   it('lists completed entries, timed-out ones as unknown, in snake_case', async () => {
     const res = await list(`start_time=${start}`);
     expect(res.status).toBe(200);
-    expect(res.headers.get('audit-log-safety-margin')).toBe('0ms');
+    expect(res.headers.get('audit-log-safety-margin')).toBe('2s');
     const page = await res.json();
     // All of it fits in one page; the token is where a later read resumes.
     expect(page.next_page_token).toEqual(expect.any(String));

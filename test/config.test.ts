@@ -115,6 +115,7 @@ describe('loadConfig', () => {
     ['REDIS_URL', 'http://127.0.0.1:6379'],
     ['QUEUE_PREFIX', 'audit:queue'],
     ['QUEUE_PREFIX', 'has space'],
+    ['LIST_SAFETY_MARGIN', '1s'], // below the 2 s floor (the sweeper's commits are asynchronous)
     ['RETENTION', 'forever'],
     ['RETENTION', 'OFF'],
     ['DASHBOARD_PORT', '65536'],
@@ -187,6 +188,7 @@ describe('audit-sweeper CLI (from the sources)', () => {
     ['DATABASE_URL', 'nope'],
     ['RETENTION', 'forever'],
     ['STALE_AFTER', '4 hours'],
+    ['LIST_SAFETY_MARGIN', '500ms'],
   ])('%s=%s exits 2 naming the variable', async (variable, value) => {
     await expectBadSetting(variable, value);
   });

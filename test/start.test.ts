@@ -30,7 +30,7 @@ beforeAll(async () => {
     STALE_AFTER: '8s',
     SWEEP_EVERY: '1s',
     SWEEP_PARTITIONS: '4',
-    LIST_SAFETY_MARGIN: '1s',
+    LIST_SAFETY_MARGIN: '2s',
     DASHBOARD_PORT: '0',
     WORKER_METRICS_PORT: '0',
     DASHBOARD_PASSWORD: PASSWORD,

@@ -15,6 +15,14 @@ export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): P
  * a row completed between the pick and the write is left alone whatever any lock said.
  * Ordering by id inside the range walks the partial index (id, time_started) of incomplete rows
  * and never touches another partition's entries.
+ *
+ * The chunk commits without waiting for its WAL flush (synchronous_commit off, for this
+ * transaction only: set_config's third argument; the statement is its own transaction, so this
+ * stays one round trip). If the database crashes before the flush, the rows are simply still
+ * incomplete and the next run finalizes them; the same holds for a synchronous standby, which
+ * these commits do not wait for either. The flush comes within 3 x wal_writer_delay, and the API
+ * stays LIST_SAFETY_MARGIN (at least 2 s) behind now, so it never lists a finalization a crash
+ * could still undo.
  */
 export async function finalizeStaleChunk(
   db: Queryable,
@@ -36,7 +44,8 @@ export async function finalizeStaleChunk(
         WHERE a.id = picked.id AND a.time_completed IS NULL
        RETURNING a.id
      )
-     SELECT count(*)::int AS finalized FROM finalized`,
+     SELECT (SELECT count(*) FROM finalized)::int AS finalized,
+            set_config('synchronous_commit', 'off', true) AS synchronous_commit`,
     [p.cutoff, p.low, p.high, p.limit],
   );
   return rows[0]?.finalized ?? 0;

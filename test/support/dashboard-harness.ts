@@ -48,6 +48,8 @@ export type Dashboard = {
 export async function startDashboard(
   label: string,
   env: Record<string, string> = {},
+  /** Applied after validation: only for showing what a value the settings refuse would do. */
+  unchecked: Partial<Config> = {},
 ): Promise<Dashboard> {
   const db = await createTestDatabase(label);
   const prefix = createTestPrefix(label);
@@ -61,7 +63,7 @@ export async function startDashboard(
     LOG_LEVEL: 'info',
     ...env,
   };
-  const config = loadConfig(baseEnv);
+  const config = { ...loadConfig(baseEnv), ...unchecked };
   const { logger, lines: logs } = captureLogger();
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
