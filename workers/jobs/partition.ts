@@ -6,6 +6,9 @@ import { productKey } from '../../src/queue/sweep-queue.ts';
 import { sweepPartition } from '../../src/sweep/sweep-partition.ts';
 import type { JobContext } from '../job-context.ts';
 
+/** How often a partition job records its progress and writes its job log. */
+const REPORT_EVERY_MS = 1_000;
+
 class LockLostError extends Error {
   constructor() {
     super(
@@ -57,6 +60,25 @@ export async function processPartition(
       (err) => log.warn({ err }, 'partition lock renewal failed'),
     );
   }, settings.SWEEP_LOCK_TTL / 3);
+  // Progress and the job log reach Redis at most once a second and once at the end, sent with
+  // the next chunk's lock check instead of waited for on their own: a chunk costs one database
+  // round trip and one Redis round trip (the lock check, which must come before every chunk).
+  // They are for people watching; failing to record them does not fail the sweep.
+  type Progress = { chunks: number; finalized: number; lastChunk: number };
+  let reported = { at: performance.now(), chunks: 0, finalized: 0 };
+  let latest: Progress = { chunks: 0, finalized: 0, lastChunk: 0 };
+  let pending: Promise<unknown> = Promise.resolve();
+  const report = (p: Progress) => {
+    const from = reported;
+    reported = { at: performance.now(), chunks: p.chunks, finalized: p.finalized };
+    pending = Promise.all([
+      pending,
+      job.updateProgress(p),
+      job.log(
+        `chunks ${from.chunks + 1}-${p.chunks}: ${p.finalized - from.finalized} rows timed out (${p.finalized} in this job)`,
+      ),
+    ]).catch((err) => log.warn({ err }, 'could not record the job progress'));
+  };
   let status: SweepStatus;
   try {
     status = await sweepPartition(ctx.pool, {
@@ -67,20 +89,21 @@ export async function processPartition(
       timeBudgetMs: settings.SWEEP_TIME_BUDGET,
       signal: AbortSignal.any([ctx.shutdown, lockLost.signal]),
       beforeChunk: async () => {
-        if (!(await lock.renew())) {
+        const [held] = await Promise.all([lock.renew(), pending]);
+        if (!held) {
           lockLost.abort();
           throw new LockLostError();
         }
       },
-      onChunk: async (p) => {
-        await job.updateProgress(p);
-        await job.log(
-          `chunk ${p.chunks}: ${p.lastChunk} rows timed out (${p.finalized} in this job)`,
-        );
+      onChunk: (p) => {
+        latest = p;
+        if (performance.now() - reported.at >= REPORT_EVERY_MS) report(p);
       },
     });
+    if (latest.chunks > reported.chunks) report(latest);
   } finally {
     clearInterval(renewal);
+    await pending;
     await lock
       .release()
       .catch((err) => log.warn({ err }, 'partition lock release failed; it expires by itself'));
