@@ -1,0 +1,163 @@
+/**
+ * What `npm run bench` is built from: seeded databases, sets of real worker processes on their
+ * own queue prefix, a sweep timed end to end, a writer measuring its latency, statistics.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { loadConfig } from '../src/config.ts';
+import type { Pool } from '../src/db/pool.ts';
+import { silentLogger } from '../src/log.ts';
+import { connectProducer, createRedis } from '../src/queue/connection.ts';
+import { runJobId } from '../src/queue/job-ids.ts';
+import { type RunSummary, SWEEP_QUEUE, type TickResult } from '../src/queue/jobs.ts';
+import { requestSweep } from '../src/queue/request-sweep.ts';
+import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { AuditLogStore } from '../src/store/store.ts';
+import { type CliProcess, startCli } from '../test/support/cli.ts';
+import { seed } from '../test/support/seed.ts';
+
+export const median = (xs: number[]) =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+export const quantile = (xs: number[], q: number) =>
+  [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))] ?? Number.NaN;
+export const round2 = (x: number) => Math.round(x * 100) / 100;
+/** "median 812 ms [790, 812, 1040]": the spread is part of the figure on a shared machine. */
+export const spread = (xs: number[], unit = 'ms') =>
+  `median ${Math.round(median(xs))} ${unit} [${xs.map(Math.round).join(', ')}]`;
+
+/** Rows that become stale are tagged `stale-<n>`; the rest are completed long ago. */
+export async function seedRows(pool: Pool, rows: number, stale: number): Promise<void> {
+  const BATCH = 1_000_000; // one statement per million rows keeps each transaction bounded
+  for (let done = 0; done < rows - stale; done += BATCH)
+    await seed(pool, {
+      kind: 'completed',
+      count: Math.min(BATCH, rows - stale - done),
+      tag: `done${done / BATCH}`,
+    });
+  if (stale > 0)
+    await seed(pool, { kind: 'incomplete', count: stale, tag: 'stale', ageMs: 5 * 3_600_000 });
+  await pool.query('VACUUM ANALYZE audit_log');
+}
+
+/** Makes the `stale-` rows (or, with `all`, every row) incomplete again, then vacuums. */
+export async function resetStale(pool: Pool, all = false): Promise<void> {
+  await pool.query(
+    `UPDATE audit_log SET time_completed = NULL, result_kind = NULL, http_status_code = NULL,
+            error_code = NULL, error_message = NULL
+      WHERE time_completed IS NOT NULL ${all ? '' : `AND request_id LIKE 'stale-%'`}`,
+  );
+  await pool.query('VACUUM ANALYZE audit_log');
+}
+
+/** The baseline: every stale row in one statement, the fastest one statement does it. */
+export async function singleUpdate(pool: Pool): Promise<number> {
+  const t = performance.now();
+  await pool.query(`UPDATE audit_log SET time_completed = now(), result_kind = 'timeout'
+                     WHERE time_completed IS NULL AND time_started < now() - interval '1 hour'`);
+  return performance.now() - t;
+}
+
+export type WorkerSet = {
+  /** A sweep request, timed from before the request to the run's summary. */
+  sweep: () => Promise<{ ms: number; summary: RunSummary }>;
+  /** The largest peak RSS (VmHWM) among the workers, in MB. */
+  peakRssMb: () => number;
+  close: () => Promise<void>;
+};
+
+/** `count` worker processes (the real CLI) on a queue prefix of their own. */
+export async function startWorkers(
+  databaseUrl: string,
+  count: number,
+  settings: Record<string, string> = {},
+): Promise<WorkerSet> {
+  const env = {
+    DATABASE_URL: databaseUrl,
+    QUEUE_PREFIX: `{bench-${randomBytes(4).toString('hex')}}`,
+    STALE_AFTER: '1h',
+    SWEEP_EVERY: '24h',
+    WORKER_METRICS_PORT: '0',
+    // info: the bench waits for each worker's "sweep worker started" line.
+    LOG_LEVEL: 'info',
+    RETENTION: 'off',
+    ...settings,
+  };
+  const workers: CliProcess[] = Array.from({ length: count }, () => startCli(['worker'], env));
+  const config = loadConfig(env);
+  let redis: Redis | undefined;
+  let sq: SweepQueue | undefined;
+  const events = new QueueEvents(SWEEP_QUEUE, {
+    connection: createRedis(config.REDIS_URL, 'worker', silentLogger),
+    prefix: config.QUEUE_PREFIX,
+  });
+  const close = async () => {
+    for (const w of workers) w.child.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.exited));
+    await events.close();
+    if (sq) await closeSweepQueue(sq);
+    redis?.disconnect();
+  };
+  try {
+    redis = await connectProducer(config.REDIS_URL, silentLogger);
+    sq = createSweepQueue(redis, config.QUEUE_PREFIX);
+    await events.waitUntilReady();
+    // Every worker up (its log says so) before anything is timed.
+    await Promise.all(workers.map((w) => w.waitForOutput(/sweep worker started/)));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const queue = sq;
+  return {
+    sweep: async () => {
+      const t = performance.now();
+      const tick = await queue.queue.getJob(await requestSweep(queue));
+      if (!tick) throw new Error('the sweep request vanished');
+      const { runId } = (await tick.waitUntilFinished(events, 3_600_000)) as TickResult;
+      const run = await queue.queue.getJob(runJobId(runId));
+      if (!run) throw new Error(`run ${runId} vanished`);
+      const summary = (await run.waitUntilFinished(events, 3_600_000)) as RunSummary;
+      return { ms: performance.now() - t, summary };
+    },
+    peakRssMb: () =>
+      Math.max(
+        ...workers.map((w) => {
+          const status = readFileSync(`/proc/${w.child.pid}/status`, 'utf8');
+          return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 1024;
+        }),
+      ),
+    close,
+  };
+}
+
+/** An application's init+complete latency, in ms, one after the other until `stop()` is true. */
+export async function writeUntil(store: AuditLogStore, stop: () => boolean): Promise<number[]> {
+  const latencies: number[] = [];
+  while (!stop()) {
+    const t = performance.now();
+    const id = await store.init({
+      requestId: 'bench-writer',
+      requestUri: '/v1/instances',
+      operationId: 'instance_create',
+      sourceIp: '10.0.0.3',
+      actor: { kind: 'unauthenticated' },
+    });
+    await store.complete(id, { kind: 'success', httpStatusCode: 201 });
+    latencies.push(performance.now() - t);
+  }
+  return latencies;
+}
+
+/** Runs `work` while a writer writes; the writer's latencies. */
+export async function writeDuring(store: AuditLogStore, work: () => Promise<unknown>) {
+  let done = false;
+  const running = work().finally(() => {
+    done = true;
+  });
+  const latencies = await writeUntil(store, () => done);
+  await running;
+  return latencies;
+}
