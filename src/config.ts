@@ -74,7 +74,7 @@ export const SETTINGS = {
   STALE_AFTER: duration('4h'),
   SWEEP_EVERY: duration('60s', 1000),
   SWEEP_PARTITIONS: integer('16', 1, 1024),
-  SWEEP_CHUNK_SIZE: integer('1000', 1, 50_000),
+  SWEEP_CHUNK_SIZE: integer('5000', 1, 50_000),
   SWEEP_CONCURRENCY: integer('2', 1, 64),
   SWEEP_TIME_BUDGET: duration('30s', 100),
   SWEEP_LOCK_TTL: duration('30s', 1000),

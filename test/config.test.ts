@@ -25,7 +25,7 @@ describe('loadConfig', () => {
       STALE_AFTER: 4 * 3_600_000,
       SWEEP_EVERY: 60_000,
       SWEEP_PARTITIONS: 16,
-      SWEEP_CHUNK_SIZE: 1000,
+      SWEEP_CHUNK_SIZE: 5000,
       RETENTION: 90 * 86_400_000,
       DASHBOARD_PORT: 3000,
       DASHBOARD_USER: 'admin',
