@@ -89,14 +89,21 @@ export async function startWorkers(
   const config = loadConfig(env);
   let redis: Redis | undefined;
   let sq: SweepQueue | undefined;
+  // QueueEvents blocks on Redis, so it needs a connection of the worker kind; BullMQ leaves a
+  // connection it was given open, so close() ends it (or the bench would never exit).
+  const eventsConnection = createRedis(config.REDIS_URL, 'worker', silentLogger);
   const events = new QueueEvents(SWEEP_QUEUE, {
-    connection: createRedis(config.REDIS_URL, 'worker', silentLogger),
+    connection: eventsConnection,
     prefix: config.QUEUE_PREFIX,
   });
+  let closed = false;
   const close = async () => {
+    if (closed) return;
+    closed = true;
     for (const w of workers) w.child.kill('SIGTERM');
     await Promise.all(workers.map((w) => w.exited));
     await events.close();
+    eventsConnection.disconnect();
     if (sq) await closeSweepQueue(sq);
     redis?.disconnect();
   };
