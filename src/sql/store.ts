@@ -104,16 +104,22 @@ export type ListCompletedParams = {
   marginMs: number;
 };
 
-/** Completed rows in [start, end) by (time_completed, id), one page. */
+/**
+ * Completed rows in [start, end) by (time_completed, id), one page.
+ *
+ * Every column is qualified with `a.`: an unqualified ORDER BY time_completed binds to the
+ * to_char output column of the same name and sorts the formatted text of the whole range
+ * instead of walking the (time_completed, id) index (test/list-plan.test.ts reads the plan).
+ */
 export async function listCompleted(db: Queryable, p: ListCompletedParams): Promise<EntryRow[]> {
   const cmp = p.direction === 'ASC' ? '>' : '<';
   const { rows } = await db.query<EntryRow>(
     `SELECT ${entryColumns}
-       FROM audit_log_complete
-      WHERE time_completed >= $1::timestamptz
-        AND time_completed < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
-        AND ($4::timestamptz IS NULL OR (time_completed, id) ${cmp} ($4::timestamptz, $5::uuid))
-      ORDER BY time_completed ${p.direction}, id ${p.direction}
+       FROM audit_log_complete AS a
+      WHERE a.time_completed >= $1::timestamptz
+        AND a.time_completed < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
+        AND ($4::timestamptz IS NULL OR (a.time_completed, a.id) ${cmp} ($4::timestamptz, $5::uuid))
+      ORDER BY a.time_completed ${p.direction}, a.id ${p.direction}
       LIMIT $3`,
     [p.start, p.end, p.limit, p.after?.time ?? null, p.after?.id ?? null, p.marginMs],
   );
