@@ -39,6 +39,12 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
       buckets: [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
+    apiRejected: new Counter({
+      name: 'audit_sweeper_api_requests_rejected_total',
+      help: 'Audit-log API requests answered 503 by admission control: queue_full or wait_timeout.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     lockContention: new Counter({
       name: 'audit_sweeper_lock_contention_total',
       help: 'Partition jobs that found another sweep of their partition under way and did nothing.',
