@@ -51,7 +51,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
     logger,
     listSafetyMarginMs: deps.config.LIST_SAFETY_MARGIN,
   });
-  const probes = probesRouter({ pool, redis, metrics: deps.metrics });
+  const probes = probesRouter({ pool, redis, metrics: deps.metrics, logger });
 
   const router = Router();
   // Liveness and readiness stay open: orchestrators probe without credentials.

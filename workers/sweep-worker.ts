@@ -36,17 +36,32 @@ export type SweepWorker = {
   /** For the probes. */
   pool: Pool;
   redis: JobContext['redis'];
+  /** Resolves once Redis has answered and the schedulers are upserted (may take an outage). */
+  ready: Promise<void>;
 };
 
 /**
  * A worker process's share of the sweeper: one BullMQ Worker per queue (ticks, runs and
  * retention; partition jobs), both with the same concurrency and lock rules. Any number of
- * these processes run side by side; none is special.
+ * these processes run side by side; none is special. Resolves once Redis answers.
  */
+type SweepWorkerConfig = WorkerSettings &
+  Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>;
+
 export async function startSweepWorker(
-  config: WorkerSettings & Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>,
+  config: SweepWorkerConfig,
   logger: Logger,
 ): Promise<SweepWorker> {
+  const sweeper = createSweepWorker(config, logger);
+  await sweeper.ready;
+  return sweeper;
+}
+
+/**
+ * The sweep worker, returned at once: it connects in the background (`ready`), so that a
+ * process started during a Redis outage can serve its probes and shut down cleanly meanwhile.
+ */
+export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): SweepWorker {
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   // The queues share `redis`, whose errors createRedis already logs (once per new error);
@@ -57,7 +72,7 @@ export async function startSweepWorker(
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
   });
-  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
   const shutdown = new AbortController();
   const ctx: JobContext = {
     settings: config,
@@ -114,27 +129,37 @@ export async function startSweepWorker(
   // scheduler was removed by hand.
   redis.on('ready', ensureSchedulers);
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
-  await ensureSchedulers();
-  logger.info(
-    {
-      partitions: config.SWEEP_PARTITIONS,
-      every: config.SWEEP_EVERY,
-      staleAfter: config.STALE_AFTER,
-    },
-    'sweep worker started',
-  );
+  let started = false;
+  const ready = (async () => {
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    await ensureSchedulers();
+    started = true;
+    logger.info(
+      {
+        partitions: config.SWEEP_PARTITIONS,
+        every: config.SWEEP_EVERY,
+        staleAfter: config.STALE_AFTER,
+      },
+      'sweep worker started',
+    );
+  })();
+  // A close before Redis ever answered ends the wait; the caller sees it through `ready`.
+  ready.catch(() => {});
 
   return {
     metrics,
     pool,
     redis,
+    ready,
     close: async () => {
       clearInterval(resync);
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
+      // Never connected: there is no job to wait for, and closing BullMQ's side would wait for
+      // a Redis that does not answer. Cut the connection first.
+      if (!started) redis.disconnect();
       // Waits for the chunk under way; the command's runUntilSignal bounds the whole shutdown.
-      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(workers.map((w) => w.close(!started)));
       await closeSweepQueue(sq);
       await pool.end();
       redis.disconnect();

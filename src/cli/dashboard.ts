@@ -32,7 +32,8 @@ export async function startDashboardService(
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, logger);
-  const metrics = options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const metrics =
+    options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
   const app = createDashboardApp({
     config,
     pool,
