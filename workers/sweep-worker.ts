@@ -1,4 +1,4 @@
-import { type Job, Worker } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
@@ -6,8 +6,16 @@ import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { createRedis } from '../src/queue/connection.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
-import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
+import {
+  closeSweepQueue,
+  createSweepQueue,
+  KEEP_COMPLETED,
+  KEEP_FAILED,
+  trimFinishedJobs,
+} from '../src/queue/sweep-queue.ts';
+import { TolerantWorker } from '../src/queue/tolerant-job.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
+import { checkJobEntry } from './job-entry.ts';
 import { processPartition } from './jobs/partition.ts';
 import { processRetention } from './jobs/retention.ts';
 import { processRun } from './jobs/run.ts';
@@ -86,11 +94,12 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
 
   const startWorker = (queueName: string) => {
     const processors = PROCESSORS[queueName] ?? {};
-    const worker = new Worker(
+    const worker = new TolerantWorker(
       queueName,
       async (job: Job) => {
-        const process = processors[job.name as JobName];
-        if (!process) throw new Error(`unknown job name "${job.name}" in queue ${queueName}`);
+        // Every job's name and data are checked here, before any processor sees them.
+        job.data = await checkJobEntry(job, queueName);
+        const process = processors[job.name as JobName] as Processor;
         return process(job, ctx);
       },
       {
@@ -108,6 +117,10 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
         // Scheduler-made jobs are exempt from maxStalledCount: without this, a tick that kills
         // its worker would be retried forever.
         maxStartedAttempts: config.SWEEP_ATTEMPTS + 1,
+        // For jobs that do not say (added by hand, or by anything but the product): finished
+        // jobs are not kept forever. trimFinishedJobs bounds those that ask to be kept.
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
       },
     );
     worker.on('failed', (job, err) =>
@@ -122,9 +135,14 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
   const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];
 
   const ensureSchedulers = () =>
-    upsertSchedulers(sq, config).catch((err) =>
-      logger.warn({ err }, 'could not upsert the job schedulers; will retry'),
-    );
+    Promise.all([
+      upsertSchedulers(sq, config).catch((err) =>
+        logger.warn({ err }, 'could not upsert the job schedulers; will retry'),
+      ),
+      trimFinishedJobs(sq).catch((err) =>
+        logger.warn({ err }, 'could not trim finished jobs; will retry'),
+      ),
+    ]);
   // Again on every reconnect (Redis may have restarted empty) and now and then in case a
   // scheduler was removed by hand.
   redis.on('ready', ensureSchedulers);
