@@ -54,7 +54,8 @@ export type SweepWorker = {
  * these processes run side by side; none is special. Resolves once Redis answers.
  */
 type SweepWorkerConfig = WorkerSettings &
-  Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>;
+  Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'> &
+  Partial<Pick<Config, 'DATABASE_READ_URL'>>;
 
 export async function startSweepWorker(
   config: SweepWorkerConfig,
@@ -80,7 +81,14 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
   });
-  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
+  // The backlog gauges only read: from DATABASE_READ_URL when there is one.
+  const gaugePool = config.DATABASE_READ_URL
+    ? createPool(config.DATABASE_READ_URL, logger, {
+        max: 1,
+        applicationName: 'audit-sweeper worker gauges',
+      })
+    : pool;
+  const metrics = createMetrics({ pool: gaugePool, staleAfterMs: config.STALE_AFTER, logger });
   const shutdown = new AbortController();
   const ctx: JobContext = {
     settings: config,
@@ -180,6 +188,7 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
       await Promise.all(workers.map((w) => w.close(!started)));
       await closeSweepQueue(sq);
       await pool.end();
+      if (gaugePool !== pool) await gaugePool.end();
       redis.disconnect();
     },
   };
