@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Dashboard, startDashboard, waitFor } from './support/dashboard-harness.ts';
+import { type Dashboard, startDashboard } from './support/dashboard-harness.ts';
 import { seed } from './support/seed.ts';
 
 /**
@@ -74,7 +74,9 @@ describe('the audit-log API under load', () => {
 
       // 2 run (and wait for the lock), 2 wait for a slot for 200 ms, 6 are turned away at once;
       // all 8 answer while the lock is still held.
-      await waitFor(() => settled.length >= 8, '8 answers while the table is locked');
+      await expect
+        .poll(() => settled.length, { message: '8 answers while the table is locked' })
+        .toBe(8);
       const blocked = await locker.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity
           WHERE application_name = 'audit-sweeper api' AND wait_event_type = 'Lock'`,

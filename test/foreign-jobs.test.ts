@@ -8,7 +8,6 @@ import type { SweepWorker } from '../workers/sweep-worker.ts';
 import {
   type Dashboard,
   startDashboard,
-  waitFor,
   waitForFirstScheduledRun,
 } from './support/dashboard-harness.ts';
 
@@ -36,10 +35,10 @@ afterAll(async () => {
 const jobKey = (id: string) => `${d.sq.prefix}:${SWEEP_QUEUE}:${id}`;
 
 /** Waits until the job has failed; returns it as stored. */
-async function failed(id: string): Promise<Job> {
-  await waitFor(async () => (await d.sq.queue.getJobState(id)) === 'failed', `job ${id} failed`);
+async function failed(id: string, queue = d.sq.queue): Promise<Job> {
+  await expect.poll(() => queue.getJobState(id), { message: `job ${id} failed` }).toBe('failed');
   // Read after it failed: a job read before would not carry the reason.
-  return (await d.sq.queue.getJob(id)) as Job;
+  return (await queue.getJob(id)) as Job;
 }
 
 /** The failed list as Bull Board's own API serves it. */
@@ -63,9 +62,18 @@ describe('malformed jobs fail at once, with a reason', () => {
     ['a tick with a bogus trigger', JobName.tick, { trigger: 'bogus' }, /^invalid tick job data/],
     ['retention data with extra fields', JobName.retention, { all: true }, /^invalid retention/],
     ['a run with no data', JobName.run, {}, /^invalid run job data/],
-  ])('%s', async (_what, name, data, reason) => {
-    const job = await d.sq.queue.add(name, data, { attempts: 5 });
-    const done = await failed(job.id as string);
+    [
+      'a partition job in the runs queue',
+      JobName.partition,
+      { runId: 'r1234abcd5678', partition: 0, partitions: 1, continuation: 0 },
+      /^a partition job belongs in queue audit-sweep-partitions, not audit-sweep$/,
+    ],
+  ])('%s', async (what, name, data, reason) => {
+    // Partition jobs go to their own queue, unless the case is about the wrong queue.
+    const queue =
+      name === JobName.partition && !what.includes('runs queue') ? d.sq.partitions : d.sq.queue;
+    const job = await queue.add(name, data, { attempts: 5 });
+    const done = await failed(job.id as string, queue);
     expect(done.failedReason).toMatch(reason);
     // No retries: 5 attempts were allowed.
     expect(done.attemptsMade).toBe(1);
@@ -162,12 +170,14 @@ describe('what is kept', () => {
     // Every worker trims at start and then every max(SWEEP_EVERY, 30 s): restart one.
     await worker.close();
     worker = await d.startWorker();
-    await waitFor(
-      async () =>
-        !(await d.sq.queue.getJob(ids[0] as string)) &&
-        !(await d.sq.queue.getJob(ids[1] as string)),
-      'the 40-day-old failures trimmed',
-    );
+    await expect
+      .poll(
+        async () =>
+          !(await d.sq.queue.getJob(ids[0] as string)) &&
+          !(await d.sq.queue.getJob(ids[1] as string)),
+        { message: 'the 40-day-old failures trimmed' },
+      )
+      .toBe(true);
     expect(await d.sq.queue.getJob(ids[2] as string)).toBeDefined();
 
     // By count: beyond the bound, the oldest go first.
@@ -212,9 +222,10 @@ describe("Bull Board's add", () => {
     const res = await add({ name: 'tick', data: { trigger: 'manual' }, options: {} });
     expect(res.status).toBe(200);
     const { job } = await res.json();
-    await waitFor(async () => {
-      const done = await d.sq.queue.getJob(job.id);
-      return done?.returnvalue?.runId;
-    }, 'the added tick to start a run');
+    await expect
+      .poll(async () => (await d.sq.queue.getJob(job.id))?.returnvalue?.runId, {
+        message: 'a run started',
+      })
+      .toMatch(/^r[0-9a-z]+$/);
   });
 });

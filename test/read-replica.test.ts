@@ -15,7 +15,6 @@ import { AuditLogStore } from '../src/store/store.ts';
 import { AUTH, newEntry, PASSWORD, USER } from './support/dashboard-harness.ts';
 import { type ReplicatedPostgres, startReplicatedPostgres } from './support/pg-replica.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
-import { waitFor } from './support/wait.ts';
 
 /**
  * DATABASE_READ_URL on a real streaming replica: the API, the overview and the metrics' gauges
@@ -182,14 +181,15 @@ describe('DATABASE_READ_URL', () => {
     await sleep(MARGIN_MS + 200);
     await heartbeat();
     await pair.waitForCatchUp();
-    await waitFor(
-      'both entries read by following the tokens',
-      async () => {
-        await readOn();
-        return seen.includes(late) && seen.includes(early);
-      },
-      { timeoutMs: 30_000, intervalMs: 300 },
-    );
+    await expect
+      .poll(
+        async () => {
+          await readOn();
+          return seen.includes(late) && seen.includes(early);
+        },
+        { message: 'both entries read by following the tokens', timeout: 30_000 },
+      )
+      .toBe(true);
     expect(seen.filter((id) => id === late || id === early)).toEqual([late, early]);
   });
 });

@@ -19,7 +19,6 @@ import {
   startPrivateRedis,
 } from './support/private-servers.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
-import { waitFor } from './support/wait.ts';
 
 /**
  * What a pod sees when a dependency is away: a worker started during a Redis outage is alive at
@@ -109,7 +108,7 @@ describe('a worker started while Redis is down', () => {
     expect((await fetch(`${origin}/healthz`)).status).toBe(200);
     await redis.start();
     await worker.waitForOutput(/"msg":"sweep worker started"/);
-    await waitFor('ready', async () => (await fetch(`${origin}/readyz`)).status === 200);
+    await expect.poll(async () => (await fetch(`${origin}/readyz`)).status).toBe(200);
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
   });

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort, postgresBinDir } from './private-servers.ts';
-import { waitFor } from './wait.ts';
 
 /**
  * A PostgreSQL primary and a streaming replica of it, private to one test file: `initdb` a
@@ -54,6 +53,26 @@ export type ReplicatedPostgres = {
 };
 
 const run = promisify(execFile);
+
+/** Polls `probe` until it is true; fails naming `what` after `timeoutMs`. */
+async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  o: { timeoutMs: number; intervalMs: number; ignoreErrors?: boolean },
+): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      if (!o.ignoreErrors) throw err;
+      last = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, o.intervalMs));
+  }
+  throw new Error(`${what}: not within ${o.timeoutMs} ms${last ? ` (${last})` : ''}`);
+}
 
 export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
   const bin = postgresBinDir();
