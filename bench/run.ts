@@ -15,11 +15,14 @@
  *    against draining its stale rows only (1M vs 100k rows). < 200 MB, <= 1.2
  * 5. detection_latency_s: with SWEEP_EVERY=1s, from a row crossing the cutoff to its finalization,
  *    median over several rows. <= SWEEP_EVERY + 1 s
+ * 6. The audit-log API under load (bench/api-load.ts): api_p50_ms, api_p99_ms, api_errors and
+ *    readyz_failures for 2000 requests at 50 concurrent on 1M completed rows. 0, 0, < 100 ms
  */
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { AuditLogStore } from '../src/store/store.ts';
 import { createTestDatabase, type TestDatabase } from '../test/support/db.ts';
+import { runApiLoadBench } from './api-load.ts';
 import { measureIdle } from './idle.ts';
 import {
   median,
@@ -210,6 +213,12 @@ async function main() {
   });
   const memory = await rss(drain.db);
   const latency = await detection(drain.db);
+  const api = await runApiLoadBench({
+    rows: env('BENCH_API_ROWS', 1_000_000, 100_000),
+    requests: env('BENCH_API_REQUESTS', 2_000, 500),
+    rounds: QUICK ? 1 : ROUNDS,
+    log,
+  });
   const result = {
     quick: QUICK,
     rows: ROWS,
@@ -219,6 +228,7 @@ async function main() {
     ...idle,
     ...memory,
     ...latency,
+    ...api,
     missed: [] as string[],
     seconds: Math.round((performance.now() - started) / 1000),
   };
@@ -233,6 +243,9 @@ async function main() {
     ['worker_rss_mb < 200', result.worker_rss_mb < 200],
     ['rss_ratio <= 1.2', result.rss_ratio <= 1.2],
     ['detection_latency_s <= 2', result.detection_latency_s <= 2],
+    ['api_errors == 0', result.api_errors === 0],
+    ['readyz_failures == 0', result.readyz_failures === 0],
+    ['api_p99_ms < 100', result.api_p99_ms < 100],
   ];
   result.missed = targets.filter(([, met]) => !met).map(([target]) => target);
   log(result.missed.length ? `missed targets: ${result.missed.join('; ')}` : 'every target met');

@@ -1,12 +1,13 @@
 import express, { type Express, Router } from 'express';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
-import type { Pool } from '../src/db/pool.ts';
+import { createPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import { AuditLogStore } from '../src/store/store.ts';
+import { admission } from './admission.ts';
 import { auditLogRouter } from './audit-log-api.ts';
 import { basicAuth, type Credentials } from './auth.ts';
 import { bullBoardRouter } from './bull-board.ts';
@@ -18,9 +19,18 @@ import { sweepRouter } from './sweep-api.ts';
 export type DashboardDeps = {
   config: Pick<
     Config,
-    'DASHBOARD_BASE_PATH' | 'LIST_SAFETY_MARGIN' | 'STALE_AFTER' | 'SWEEP_PARTITIONS'
+    | 'DASHBOARD_BASE_PATH'
+    | 'LIST_SAFETY_MARGIN'
+    | 'STALE_AFTER'
+    | 'SWEEP_PARTITIONS'
+    | 'API_POOL_SIZE'
+    | 'API_MAX_QUEUED'
+    | 'API_MAX_WAIT'
   >;
+  /** The overview, readiness and metrics' connections (see createDashboardPools). */
   pool: Pool;
+  /** The audit-log API's own connections, so that API load never starves the rest. */
+  apiPool: Pool;
   /** A producer connection (connectProducer); the caller owns it, the queue and the pool. */
   redis: Redis;
   sq: SweepQueue;
@@ -37,11 +47,11 @@ export type DashboardDeps = {
 export function createDashboardApp(deps: DashboardDeps): Express {
   const base = deps.config.DASHBOARD_BASE_PATH;
   const { pool, redis, sq, logger } = deps;
-  const store = new AuditLogStore(pool, {
+  const store = new AuditLogStore(deps.apiPool, {
     logger,
     listSafetyMarginMs: deps.config.LIST_SAFETY_MARGIN,
   });
-  const probes = probesRouter({ pool, redis, metrics: deps.metrics });
+  const probes = probesRouter({ pool, redis, metrics: deps.metrics, logger });
 
   const router = Router();
   // Liveness and readiness stay open: orchestrators probe without credentials.
@@ -51,7 +61,16 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   router.use('/queues', bullBoardRouter(sq, `${base}/queues`, `${base}/`));
   router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config }));
   router.use(sweepRouter({ sq, base, logger }));
-  router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN }));
+  router.use(
+    '/v1/audit-log',
+    admission({
+      concurrency: deps.config.API_POOL_SIZE,
+      maxQueued: deps.config.API_MAX_QUEUED,
+      maxWaitMs: deps.config.API_MAX_WAIT,
+      onReject: (reason) => deps.metrics.apiRejected.inc({ reason }),
+    }),
+  );
+  router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN, logger }));
   router.use(notFound);
 
   const app = express().disable('x-powered-by');
@@ -68,4 +87,21 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;
+}
+
+/**
+ * The dashboard's two pools, both on DATABASE_READ_URL (DATABASE_URL when unset): the dashboard
+ * only reads. The API's is its own, sized API_POOL_SIZE (admission control lets no more requests
+ * run than it has connections), and every statement on it is bounded by API_STATEMENT_TIMEOUT.
+ */
+export function createDashboardPools(config: Config, logger: Logger) {
+  const url = config.DATABASE_READ_URL ?? config.DATABASE_URL;
+  return {
+    pool: createPool(url, logger, { max: 5, applicationName: 'audit-sweeper dashboard' }),
+    apiPool: createPool(url, logger, {
+      max: config.API_POOL_SIZE,
+      applicationName: 'audit-sweeper api',
+      statementTimeoutMs: config.API_STATEMENT_TIMEOUT,
+    }),
+  };
 }

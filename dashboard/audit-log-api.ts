@@ -1,8 +1,11 @@
 import { type Request, type Response, Router } from 'express';
+import { isCancelledStatement, isTransientDatabaseError } from '../src/db/pool.ts';
 import { formatDuration } from '../src/duration.ts';
+import type { Logger } from '../src/log.ts';
 import { InvalidInputError } from '../src/store/errors.ts';
 import type { AuditLogStore } from '../src/store/store.ts';
 import type { Entry, ListQuery } from '../src/store/types.ts';
+import { RETRY_AFTER_SECONDS } from './admission.ts';
 import { sendError } from './errors.ts';
 
 /** The API's parameter for each field the store names in its InvalidInputError. */
@@ -32,7 +35,11 @@ class ParameterError extends Error {
  * The store validates and clamps; this layer only maps query-string text to the store's query
  * and the store's field names back to parameter names, so every 400 names what the client sent.
  */
-export function auditLogRouter(deps: { store: AuditLogStore; safetyMarginMs: number }): Router {
+export function auditLogRouter(deps: {
+  store: AuditLogStore;
+  safetyMarginMs: number;
+  logger: Logger;
+}): Router {
   const router = Router();
   const margin = formatDuration(deps.safetyMarginMs);
   router.get('/v1/audit-log', async (req: Request, res: Response) => {
@@ -46,6 +53,12 @@ export function auditLogRouter(deps: { store: AuditLogStore; safetyMarginMs: num
       } else if (err instanceof InvalidInputError) {
         const message = err.message.replace(`${err.field}: `, '');
         sendError(res, 400, toParameterNames(message), PARAMETER_OF_FIELD[err.field] ?? err.field);
+      } else if (isTransientDatabaseError(err) || isCancelledStatement(err)) {
+        // A query past API_STATEMENT_TIMEOUT, or a database that is away: retry later. The
+        // details (SQL, addresses) stay in the log.
+        deps.logger.warn({ err }, 'audit-log API query failed');
+        res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+        sendError(res, 503, 'the audit log cannot be read right now; retry later');
       } else {
         throw err;
       }

@@ -1,8 +1,10 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import type { Router } from 'express';
+import express, { type Request, type Response, Router } from 'express';
+import { JobName, MAX_JOB_DATA_BYTES, parseJobData } from '../src/queue/jobs.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import { sendError } from './errors.ts';
 
 /** 24-hour UTC times, as on the overview, instead of the browser's local 12-hour clock. */
 const UTC = { timeZone: 'UTC', timeZoneName: 'short', hourCycle: 'h23' } as const;
@@ -19,6 +21,10 @@ export const BULL_BOARD_DATE_FORMATS = {
  * its own: the app mounts it behind Basic auth and the same-origin check, which cover its write
  * actions too. Its base path must be the full path the browser sees, or its page hangs on
  * "Loading". `overviewPath` is where its header links back to.
+ *
+ * Its "add job" is checked first: only a job the workers would run is added (a tick or
+ * retention job in the runs' queue, a partition job in the partitions' queue, with valid data);
+ * anything else is a 400 saying why. A `run` is only ever made by a tick, with its partitions.
  */
 export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath: string): Router {
   const serverAdapter = new ExpressAdapter().setBasePath(mountPath);
@@ -45,5 +51,25 @@ export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath:
       },
     },
   });
-  return serverAdapter.getRouter();
+  const router = Router();
+  router.post(
+    '/api/queues/:queueName/add',
+    express.json({ limit: MAX_JOB_DATA_BYTES * 2 }),
+    (req: Request, res: Response, next) => {
+      const { name, data } = (req.body ?? {}) as { name?: unknown; data?: unknown };
+      if (name === JobName.run) {
+        sendError(res, 400, 'a run is made by a tick: add a tick job to start one');
+        return;
+      }
+      const queueName = String(req.params.queueName);
+      const parsed = parseJobData(queueName, typeof name === 'string' ? name : '', data);
+      if (!parsed.ok) {
+        sendError(res, 400, parsed.reason);
+        return;
+      }
+      next();
+    },
+  );
+  router.use(serverAdapter.getRouter());
+  return router;
 }

@@ -1,4 +1,4 @@
-import { DURATION_HINT, parseDuration } from './duration.ts';
+import { DURATION_HINT, formatDuration, parseDuration } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
 
 /**
@@ -18,12 +18,20 @@ export class ConfigError extends Error {
 
 type Setting<T> = { default: string | undefined; accepted: string; parse: (raw: string) => T };
 
-const duration = (def: string, min = 1): Setting<number> => ({
+/**
+ * Upper bounds the code can honour. Node's timers hold at most 2^31-1 ms (about 24.8 days) and
+ * fire after 1 ms when given more; PostgreSQL timestamps end in 4713 BC, so an interval
+ * subtracted from now() must stay far from that.
+ */
+const TIMER_MAX = 24 * 86_400_000;
+const INTERVAL_MAX = 36_500 * 86_400_000;
+
+const duration = (def: string, min: number, max: number): Setting<number> => ({
   default: def,
-  accepted: DURATION_HINT + (min > 1 ? ` of at least ${min}ms` : ''),
+  accepted: `${DURATION_HINT}, from ${formatDuration(min)} to ${formatDuration(max)}`,
   parse: (raw) => {
     const ms = parseDuration(raw);
-    if (ms === undefined || ms < min) throw new Error();
+    if (ms === undefined || ms < min || ms > max) throw new Error();
     return ms;
   },
 });
@@ -38,7 +46,7 @@ const integer = (def: string, min: number, max: number): Setting<number> => ({
   },
 });
 
-const url = (def: string, protocols: string[]): Setting<string> => ({
+const url = (def: string | undefined, protocols: string[]): Setting<string> => ({
   default: def,
   accepted: `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
   parse: (raw) => {
@@ -71,20 +79,27 @@ export const SETTINGS = {
   DATABASE_URL: url('postgres://root@127.0.0.1:5432/audit_sweeper', ['postgres:', 'postgresql:']),
   REDIS_URL: url('redis://127.0.0.1:6379', ['redis:', 'rediss:']),
   QUEUE_PREFIX: text('{audit}', /^[^\s:]+$/, 'a key prefix without spaces or ":"'),
-  STALE_AFTER: duration('4h'),
-  SWEEP_EVERY: duration('60s', 1000),
+  STALE_AFTER: duration('4h', 1, INTERVAL_MAX),
+  SWEEP_EVERY: duration('60s', 1000, TIMER_MAX),
   SWEEP_PARTITIONS: integer('16', 1, 1024),
   SWEEP_CHUNK_SIZE: integer('5000', 1, 50_000),
   SWEEP_CONCURRENCY: integer('2', 1, 64),
-  SWEEP_TIME_BUDGET: duration('30s', 100),
-  SWEEP_LOCK_TTL: duration('30s', 1000),
+  SWEEP_TIME_BUDGET: duration('30s', 100, TIMER_MAX),
+  // The shutdown bound is 2 x SWEEP_LOCK_TTL + 10s, one timer: half the timer bound.
+  SWEEP_LOCK_TTL: duration('30s', 1000, TIMER_MAX / 2),
   SWEEP_ATTEMPTS: integer('5', 1, 100),
   RETENTION: {
     default: '90d',
-    accepted: `${DURATION_HINT}, or off`,
-    parse: (raw: string): number | null => (raw === 'off' ? null : duration('').parse(raw)),
+    accepted: `${DURATION_HINT}, from 1ms to ${formatDuration(INTERVAL_MAX)}, or off`,
+    parse: (raw: string): number | null =>
+      raw === 'off' ? null : duration('', 1, INTERVAL_MAX).parse(raw),
   },
-  LIST_SAFETY_MARGIN: duration('30s', LIST_SAFETY_MARGIN_FLOOR_MS),
+  LIST_SAFETY_MARGIN: duration('30s', LIST_SAFETY_MARGIN_FLOOR_MS, INTERVAL_MAX),
+  DATABASE_READ_URL: url(undefined, ['postgres:', 'postgresql:']),
+  API_POOL_SIZE: integer('4', 1, 100),
+  API_MAX_QUEUED: integer('100', 0, 10_000),
+  API_MAX_WAIT: duration('1s', 1, 60_000),
+  API_STATEMENT_TIMEOUT: duration('5s', 100, 3_600_000),
   DASHBOARD_PORT: integer('3000', 0, 65_535),
   DASHBOARD_BASE_PATH: text(
     '',
@@ -99,7 +114,7 @@ export const SETTINGS = {
 
 type Settings = typeof SETTINGS;
 /** Settings with no default: undefined when not given. */
-type Optional = 'DASHBOARD_PASSWORD';
+type Optional = 'DASHBOARD_PASSWORD' | 'DATABASE_READ_URL';
 export type Config = {
   [K in Exclude<keyof Settings, Optional>]: ReturnType<Settings[K]['parse']>;
 } & {

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Pool } from './db/pool.ts';
+import { type Logger, silentLogger } from './log.ts';
 import { type Backlog, readBacklog } from './read/backlog.ts';
 
 /**
@@ -9,7 +10,7 @@ import { type Backlog, readBacklog } from './read/backlog.ts';
  */
 export type Metrics = ReturnType<typeof createMetrics>;
 
-export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
+export function createMetrics(options: { pool?: Pool; staleAfterMs: number; logger?: Logger }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'audit_sweeper_' });
   const registers = [registry];
@@ -39,6 +40,12 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
       buckets: [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
+    apiRejected: new Counter({
+      name: 'audit_sweeper_api_requests_rejected_total',
+      help: 'Audit-log API requests answered 503 by admission control: queue_full or wait_timeout.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     lockContention: new Counter({
       name: 'audit_sweeper_lock_contention_total',
       help: 'Partition jobs that found another sweep of their partition under way and did nothing.',
@@ -48,12 +55,26 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number }) {
 
   const { pool } = options;
   if (pool) {
+    const logger = options.logger ?? silentLogger;
     let pending: Promise<Backlog> | undefined;
-    // Both gauges come from one query per scrape.
+    // Both gauges come from one query per scrape. A database that cannot be read makes them NaN
+    // (unknown, and no alert threshold fires on it) instead of failing the whole scrape: the
+    // counters are this process's own and must be served whatever the database does.
+    const unknown: Backlog = {
+      stale: Number.NaN,
+      inFlight: Number.NaN,
+      oldestStarted: null,
+      oldestAgeMs: Number.NaN,
+    };
     const backlog = () => {
-      pending ??= readBacklog(pool, options.staleAfterMs).finally(() => {
-        pending = undefined;
-      });
+      pending ??= readBacklog(pool, options.staleAfterMs)
+        .catch((err) => {
+          logger.warn({ err }, 'backlog gauges could not be read');
+          return unknown;
+        })
+        .finally(() => {
+          pending = undefined;
+        });
       return pending;
     };
     new Gauge({

@@ -41,6 +41,26 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes each duration at its upper bound', () => {
+    expect(
+      loadConfig({
+        SWEEP_EVERY: '24d',
+        SWEEP_LOCK_TTL: '12d',
+        SWEEP_TIME_BUDGET: '24d',
+        STALE_AFTER: '36500d',
+        LIST_SAFETY_MARGIN: '36500d',
+        RETENTION: '36500d',
+        API_MAX_WAIT: '60s',
+        API_STATEMENT_TIMEOUT: '1h',
+      }),
+    ).toMatchObject({
+      SWEEP_EVERY: 24 * 86_400_000,
+      SWEEP_LOCK_TTL: 12 * 86_400_000,
+      STALE_AFTER: 36_500 * 86_400_000,
+      RETENTION: 36_500 * 86_400_000,
+    });
+  });
+
   it('reads given values', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgresql://u:p@db.internal:6432/audit',
@@ -123,6 +143,21 @@ describe('loadConfig', () => {
     ['DASHBOARD_USER', 'a:b'],
     ['DASHBOARD_PASSWORD', 'short'],
     ['LOG_LEVEL', 'verbose'],
+    // Above what the code can honour: Node timers hold at most 2^31-1 ms (about 24.8 days),
+    // PostgreSQL timestamps end in 4713 BC.
+    ['SWEEP_EVERY', '25d'],
+    ['SWEEP_LOCK_TTL', '13d'],
+    ['SWEEP_TIME_BUDGET', '25d'],
+    ['STALE_AFTER', '300000000d'],
+    ['LIST_SAFETY_MARGIN', '300000000d'],
+    ['RETENTION', '300000000d'],
+    ['STALE_AFTER', `${'9'.repeat(400)}ms`], // Infinity once read as a number
+    ['DATABASE_READ_URL', 'mysql://root@127.0.0.1/db'],
+    ['API_POOL_SIZE', '0'],
+    ['API_MAX_QUEUED', '10001'],
+    ['API_MAX_WAIT', '2m'],
+    ['API_STATEMENT_TIMEOUT', '50ms'],
+    ['API_STATEMENT_TIMEOUT', '2h'],
   ];
 
   it.each(bad)(
@@ -169,7 +204,7 @@ describe('audit-sweeper CLI (from the sources)', () => {
     });
     expect(code).toBe(2);
     expect(output.trim().split('\n')).toEqual([
-      'invalid setting SWEEP_EVERY="banana": expected a duration like 500ms, 30s, 15m, 4h or 90d of at least 1000ms',
+      'invalid setting SWEEP_EVERY="banana": expected a duration like 500ms, 30s, 15m, 4h or 90d, from 1s to 24d',
     ]);
     const client = new pg.Client({ connectionString: ADMIN_URL });
     await client.connect();
@@ -189,6 +224,13 @@ describe('audit-sweeper CLI (from the sources)', () => {
     ['RETENTION', 'forever'],
     ['STALE_AFTER', '4 hours'],
     ['LIST_SAFETY_MARGIN', '500ms'],
+    // Each of these passed once and then broke at run time (timers firing after 1 ms, timestamps
+    // out of range): now refused at start.
+    ['SWEEP_EVERY', '30d'],
+    ['SWEEP_LOCK_TTL', '30d'],
+    ['STALE_AFTER', '300000000d'],
+    ['LIST_SAFETY_MARGIN', '300000000d'],
+    ['RETENTION', '300000000d'],
   ])('%s=%s exits 2 naming the variable', async (variable, value) => {
     await expectBadSetting(variable, value);
   });

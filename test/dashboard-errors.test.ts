@@ -37,7 +37,16 @@ async function serve(databaseUrl: string): Promise<string> {
   const pool = createPool(databaseUrl, logger, { max: 2 });
   const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
   const credentials = { user: USER, password: PASSWORD };
-  const app = createDashboardApp({ config, pool, redis, sq, metrics, credentials, logger });
+  const app = createDashboardApp({
+    config,
+    pool,
+    apiPool: pool,
+    redis,
+    sq,
+    metrics,
+    credentials,
+    logger,
+  });
   const server = await listen(app, 0);
   servers.push({ server, pool, sq, disconnect: () => redis.disconnect() });
   const address = server.address();

@@ -1,4 +1,4 @@
-import { type Job, Worker } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
@@ -6,8 +6,16 @@ import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { createRedis } from '../src/queue/connection.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
-import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
+import {
+  closeSweepQueue,
+  createSweepQueue,
+  KEEP_COMPLETED,
+  KEEP_FAILED,
+  trimFinishedJobs,
+} from '../src/queue/sweep-queue.ts';
+import { TolerantWorker } from '../src/queue/tolerant-job.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
+import { checkJobEntry } from './job-entry.ts';
 import { processPartition } from './jobs/partition.ts';
 import { processRetention } from './jobs/retention.ts';
 import { processRun } from './jobs/run.ts';
@@ -36,17 +44,33 @@ export type SweepWorker = {
   /** For the probes. */
   pool: Pool;
   redis: JobContext['redis'];
+  /** Resolves once Redis has answered and the schedulers are upserted (may take an outage). */
+  ready: Promise<void>;
 };
 
 /**
  * A worker process's share of the sweeper: one BullMQ Worker per queue (ticks, runs and
  * retention; partition jobs), both with the same concurrency and lock rules. Any number of
- * these processes run side by side; none is special.
+ * these processes run side by side; none is special. Resolves once Redis answers.
  */
+type SweepWorkerConfig = WorkerSettings &
+  Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'> &
+  Partial<Pick<Config, 'DATABASE_READ_URL'>>;
+
 export async function startSweepWorker(
-  config: WorkerSettings & Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>,
+  config: SweepWorkerConfig,
   logger: Logger,
 ): Promise<SweepWorker> {
+  const sweeper = createSweepWorker(config, logger);
+  await sweeper.ready;
+  return sweeper;
+}
+
+/**
+ * The sweep worker, returned at once: it connects in the background (`ready`), so that a
+ * process started during a Redis outage can serve its probes and shut down cleanly meanwhile.
+ */
+export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): SweepWorker {
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   // The queues share `redis`, whose errors createRedis already logs (once per new error);
@@ -57,7 +81,14 @@ export async function startSweepWorker(
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
   });
-  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  // The backlog gauges only read: from DATABASE_READ_URL when there is one.
+  const gaugePool = config.DATABASE_READ_URL
+    ? createPool(config.DATABASE_READ_URL, logger, {
+        max: 1,
+        applicationName: 'audit-sweeper worker gauges',
+      })
+    : pool;
+  const metrics = createMetrics({ pool: gaugePool, staleAfterMs: config.STALE_AFTER, logger });
   const shutdown = new AbortController();
   const ctx: JobContext = {
     settings: config,
@@ -71,11 +102,12 @@ export async function startSweepWorker(
 
   const startWorker = (queueName: string) => {
     const processors = PROCESSORS[queueName] ?? {};
-    const worker = new Worker(
+    const worker = new TolerantWorker(
       queueName,
       async (job: Job) => {
-        const process = processors[job.name as JobName];
-        if (!process) throw new Error(`unknown job name "${job.name}" in queue ${queueName}`);
+        // Every job's name and data are checked here, before any processor sees them.
+        job.data = await checkJobEntry(job, queueName);
+        const process = processors[job.name as JobName] as Processor;
         return process(job, ctx);
       },
       {
@@ -93,6 +125,10 @@ export async function startSweepWorker(
         // Scheduler-made jobs are exempt from maxStalledCount: without this, a tick that kills
         // its worker would be retried forever.
         maxStartedAttempts: config.SWEEP_ATTEMPTS + 1,
+        // For jobs that do not say (added by hand, or by anything but the product): finished
+        // jobs are not kept forever. trimFinishedJobs bounds those that ask to be kept.
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
       },
     );
     worker.on('failed', (job, err) =>
@@ -107,36 +143,52 @@ export async function startSweepWorker(
   const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];
 
   const ensureSchedulers = () =>
-    upsertSchedulers(sq, config).catch((err) =>
-      logger.warn({ err }, 'could not upsert the job schedulers; will retry'),
-    );
+    Promise.all([
+      upsertSchedulers(sq, config).catch((err) =>
+        logger.warn({ err }, 'could not upsert the job schedulers; will retry'),
+      ),
+      trimFinishedJobs(sq).catch((err) =>
+        logger.warn({ err }, 'could not trim finished jobs; will retry'),
+      ),
+    ]);
   // Again on every reconnect (Redis may have restarted empty) and now and then in case a
   // scheduler was removed by hand.
   redis.on('ready', ensureSchedulers);
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
-  await ensureSchedulers();
-  logger.info(
-    {
-      partitions: config.SWEEP_PARTITIONS,
-      every: config.SWEEP_EVERY,
-      staleAfter: config.STALE_AFTER,
-    },
-    'sweep worker started',
-  );
+  let started = false;
+  const ready = (async () => {
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    await ensureSchedulers();
+    started = true;
+    logger.info(
+      {
+        partitions: config.SWEEP_PARTITIONS,
+        every: config.SWEEP_EVERY,
+        staleAfter: config.STALE_AFTER,
+      },
+      'sweep worker started',
+    );
+  })();
+  // A close before Redis ever answered ends the wait; the caller sees it through `ready`.
+  ready.catch(() => {});
 
   return {
     metrics,
     pool,
     redis,
+    ready,
     close: async () => {
       clearInterval(resync);
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
+      // Never connected: there is no job to wait for, and closing BullMQ's side would wait for
+      // a Redis that does not answer. Cut the connection first.
+      if (!started) redis.disconnect();
       // Waits for the chunk under way; the command's runUntilSignal bounds the whole shutdown.
-      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(workers.map((w) => w.close(!started)));
       await closeSweepQueue(sq);
       await pool.end();
+      if (gaugePool !== pool) await gaugePool.end();
       redis.disconnect();
     },
   };

@@ -1,8 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { createDashboardApp } from '../../dashboard/app.ts';
+import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
-import { createPool } from '../db/pool.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { connectProducer } from '../queue/connection.ts';
@@ -32,12 +31,19 @@ export async function startDashboardService(
   const credentials = resolveCredentials(config, logger);
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const pool = createPool(config.DATABASE_URL, logger, {
-    max: 5,
-    applicationName: 'audit-sweeper dashboard',
+  const { pool, apiPool } = createDashboardPools(config, logger);
+  const metrics =
+    options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
+  const app = createDashboardApp({
+    config,
+    pool,
+    apiPool,
+    redis,
+    sq,
+    metrics,
+    credentials,
+    logger,
   });
-  const metrics = options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
-  const app = createDashboardApp({ config, pool, redis, sq, metrics, credentials, logger });
   const server = await listen(app, config.DASHBOARD_PORT);
   logger.info(
     { port: (server.address() as AddressInfo).port, basePath: config.DASHBOARD_BASE_PATH || '/' },
@@ -46,7 +52,7 @@ export async function startDashboardService(
   return {
     close: async () => {
       await closeServer(server);
-      await Promise.allSettled([closeSweepQueue(sq), pool.end()]);
+      await Promise.allSettled([closeSweepQueue(sq), pool.end(), apiPool.end()]);
       redis.disconnect();
     },
   };

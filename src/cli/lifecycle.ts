@@ -19,10 +19,9 @@ export async function runUntilSignal(
   logger: Logger,
   close: () => Promise<void>,
   closeTimeoutMs = 60_000,
+  signalled: Promise<string> = waitForSignal(),
 ): Promise<number> {
-  const signal = await Promise.race(
-    (['SIGTERM', 'SIGINT'] as const).map((name) => once(process, name).then(() => name)),
-  );
+  const signal = await signalled;
   logger.info({ signal }, 'shutting down');
   const again = () => {
     logger.warn('second signal: exiting now');
@@ -44,6 +43,16 @@ export async function runUntilSignal(
   } finally {
     clearTimeout(deadline);
   }
+}
+
+/**
+ * The first SIGTERM or SIGINT. Listening replaces Node's default (exit at once with 128 + n), so
+ * a command that calls this first, before any slow start-up, can shut down cleanly at any time.
+ */
+export function waitForSignal(): Promise<string> {
+  return Promise.race(
+    (['SIGTERM', 'SIGINT'] as const).map((name) => once(process, name).then(() => name)),
+  );
 }
 
 export async function closeServer(server: Server): Promise<void> {

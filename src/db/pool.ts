@@ -10,7 +10,7 @@ export type Pool = pg.Pool;
 export function createPool(
   connectionString: string,
   logger: Logger,
-  options: { max?: number; applicationName?: string } = {},
+  options: { max?: number; applicationName?: string; statementTimeoutMs?: number } = {},
 ): Pool {
   const pool = new pg.Pool({
     connectionString,
@@ -18,6 +18,8 @@ export function createPool(
     application_name: options.applicationName ?? 'audit-sweeper',
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // Set by the server for every statement of the session: it bounds lock waits too.
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
   });
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
   return pool;
@@ -38,3 +40,7 @@ export function isTransientDatabaseError(err: unknown): boolean {
   // 57P01..57P03: admin shutdown, crash shutdown, cannot connect now.
   return /^(08...|40001|40P01|53...|57P0[123])$/.test(code);
 }
+
+/** A statement cancelled by statement_timeout (or by an operator's pg_cancel_backend). */
+export const isCancelledStatement = (err: unknown) =>
+  (err as { code?: unknown } | null)?.code === '57014';

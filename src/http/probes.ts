@@ -1,21 +1,42 @@
-import { type Request, type Response, Router } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import { Router } from 'express';
 import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.ts';
+import { type Logger, silentLogger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 
 /**
  * /healthz: the process is up (liveness; it never checks dependencies, so an outage does not
  * get pods restarted in a loop). /readyz: PostgreSQL and Redis answer. /metrics: Prometheus.
+ *
+ * /healthz and /readyz need no credentials, so they answer in generic words ("ok",
+ * "unavailable"): a driver's error text can name hosts, ports, users or databases. What failed
+ * and why goes to the log, once each time a dependency's state changes.
  */
-export function probesRouter(deps: { pool: Pool; redis: Redis; metrics?: Metrics }): Router {
+export function probesRouter(deps: {
+  pool: Pool;
+  redis: Redis;
+  metrics?: Metrics;
+  logger?: Logger;
+}): Router {
+  const logger = deps.logger ?? silentLogger;
   const router = Router();
+  const last = { postgres: 'ok', redis: 'ok' };
+  const report = (name: 'postgres' | 'redis', outcome: string) => {
+    if (outcome !== last[name]) {
+      if (outcome === 'ok') logger.info({ dependency: name }, 'readiness check passes again');
+      else logger.warn({ dependency: name, error: outcome }, 'readiness check failed');
+    }
+    last[name] = outcome;
+    return outcome === 'ok' ? 'ok' : 'unavailable';
+  };
   router.get('/healthz', (_req: Request, res: Response) => {
     res.json({ status: 'ok' });
   });
   router.get('/readyz', async (_req: Request, res: Response) => {
     const [postgres, redis] = await Promise.all([
-      check(() => deps.pool.query('SELECT 1')),
-      check(() => deps.redis.ping()),
+      check(() => deps.pool.query('SELECT 1')).then((o) => report('postgres', o)),
+      check(() => deps.redis.ping()).then((o) => report('redis', o)),
     ]);
     const ready = postgres === 'ok' && redis === 'ok';
     res.status(ready ? 200 : 503).json({ status: ready ? 'ok' : 'unavailable', postgres, redis });
@@ -23,10 +44,31 @@ export function probesRouter(deps: { pool: Pool; redis: Redis; metrics?: Metrics
   const { metrics } = deps;
   if (metrics) {
     router.get('/metrics', async (_req: Request, res: Response) => {
-      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+      let text: string;
+      try {
+        text = await metrics.registry.metrics();
+      } catch (err) {
+        // The gauges catch their own failures; this is anything else. Never a stack trace.
+        logger.error({ err }, 'metrics could not be collected');
+        res.status(503).type('text').send('metrics unavailable\n');
+        return;
+      }
+      res.type(metrics.registry.contentType).send(text);
     });
   }
   return router;
+}
+
+/** The last handler of a probe server: a plain-text 500, the details in the log. */
+export function probeErrorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    logger.error({ err, url: req.originalUrl }, 'probe request failed');
+    res.status(500).type('text').send('internal error\n');
+  };
 }
 
 async function check(probe: () => Promise<unknown>): Promise<string> {

@@ -4,6 +4,8 @@
  * in job-ids.ts. BullMQ forbids ":" in scheduler ids.
  */
 
+import { z } from 'zod';
+
 /** Ticks, runs and retention: the few jobs an operator looks for, kept apart from the many below. */
 export const SWEEP_QUEUE = 'audit-sweep';
 /**
@@ -29,25 +31,93 @@ export const SchedulerId = {
   retention: 'retention',
 } as const;
 
-export type Trigger = 'schedule' | 'manual';
+/**
+ * The data each job carries, as zod schemas: a worker checks every job against its name's
+ * schema before processing it (workers/job-entry.ts), since anyone with Bull Board or Redis
+ * access can add, edit or duplicate a job. Strict objects: an unknown field is a mistake.
+ */
+const trigger = z.enum(['schedule', 'manual']);
+export type Trigger = z.infer<typeof trigger>;
+/** newRunId's format (job-ids.ts): "r", the claim time in base 36, 8 hex digits. */
+const runId = z.string().regex(/^r[0-9a-z]+[0-9a-f]{8}$/, { error: 'must be a run id' });
+const count = z.int().min(0);
+/** SWEEP_PARTITIONS's range. */
+const partitions = z.int().min(1).max(1024);
 
-export type TickData = { trigger: Trigger };
-export type TickResult = { runId: string; partitions: number; joined?: true };
+export const JOB_DATA = {
+  // A tick added by hand may carry no trigger: it is a manual one.
+  [JobName.tick]: z.object({ trigger: trigger.default('manual') }).strict(),
+  [JobName.run]: z.object({ runId, trigger, partitions, startedAt: z.iso.datetime() }).strict(),
+  [JobName.partition]: z
+    .object({
+      runId,
+      partition: count,
+      partitions,
+      /** 0 for the first job of a partition in a run; n for the n-th continuation after a time budget ran out. */
+      continuation: count,
+      /**
+       * Rows timed out by this job's earlier attempts that failed after committing some chunks:
+       * counted in the job's status and in its run's totals, so a retry does not lose them.
+       */
+      finalizedByFailedAttempts: count.optional(),
+    })
+    .strict()
+    .refine((p) => p.partition < p.partitions, {
+      path: ['partition'],
+      error: 'must be below partitions',
+    }),
+  [JobName.retention]: z.object({}).strict(),
+} satisfies Record<JobName, z.ZodType>;
 
-export type RunData = { runId: string; trigger: Trigger; partitions: number; startedAt: string };
-
-export type PartitionData = {
-  runId: string;
-  partition: number;
-  partitions: number;
-  /** 0 for the first job of a partition in a run; n for the n-th continuation after a time budget ran out. */
-  continuation: number;
-  /**
-   * Rows timed out by this job's earlier attempts that failed after committing some chunks:
-   * counted in the job's status and in its run's totals, so a retry does not lose them.
-   */
-  finalizedByFailedAttempts?: number;
+/** The queue each job belongs in: a job under a name its queue does not hold is not ours. */
+export const QUEUE_OF_JOB: Record<JobName, string> = {
+  [JobName.tick]: SWEEP_QUEUE,
+  [JobName.run]: SWEEP_QUEUE,
+  [JobName.retention]: SWEEP_QUEUE,
+  [JobName.partition]: PARTITION_QUEUE,
 };
+
+/** The product's jobs carry a few hundred bytes; anything this big is not one of them. */
+export const MAX_JOB_DATA_BYTES = 16 * 1024;
+
+/** A job's data checked against its name: the parsed data, or why it is not one of ours. */
+export function parseJobData(
+  queueName: string,
+  name: string,
+  data: unknown,
+): { ok: true; data: unknown } | { ok: false; reason: string; bytes?: number } {
+  const bytes = Buffer.byteLength(JSON.stringify(data ?? null));
+  if (bytes > MAX_JOB_DATA_BYTES)
+    return {
+      ok: false,
+      bytes,
+      reason: `job data is ${bytes} bytes; audit-sweeper's jobs carry at most ${MAX_JOB_DATA_BYTES}`,
+    };
+  const names = Object.values(JobName) as string[];
+  if (!names.includes(name))
+    return {
+      ok: false,
+      reason: `unknown job name ${JSON.stringify(name)}: audit-sweeper runs only ${names.join(', ')} jobs`,
+    };
+  if (QUEUE_OF_JOB[name as JobName] !== queueName)
+    return {
+      ok: false,
+      reason: `a ${name} job belongs in queue ${QUEUE_OF_JOB[name as JobName]}, not ${queueName}`,
+    };
+  const result = JOB_DATA[name as JobName].safeParse(data ?? {});
+  if (result.success) return { ok: true, data: result.data };
+  const issue = result.error.issues[0];
+  const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+  return {
+    ok: false,
+    reason: `invalid ${name} job data: ${where}${issue?.message ?? 'malformed'}`,
+  };
+}
+
+export type TickData = z.infer<(typeof JOB_DATA)['tick']>;
+export type TickResult = { runId: string; partitions: number; joined?: true };
+export type RunData = z.infer<(typeof JOB_DATA)['run']>;
+export type PartitionData = z.infer<(typeof JOB_DATA)['partition']>;
 
 /** What one partition job did; returned by every partition job, failed ones included in the run. */
 export type SweepStatus = {

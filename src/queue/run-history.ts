@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { releaseRunIn } from './current-run.ts';
-import type { RunSummary } from './jobs.ts';
+import { JOB_DATA, type RunSummary } from './jobs.ts';
 import { productKey, type SweepQueue } from './sweep-queue.ts';
 
 /** The last runs' summaries, newest first, capped: the dashboard's history and chart. */
@@ -20,8 +20,29 @@ export async function recordFinishedRun(
   await releaseRunIn(multi, sq, summary.runId).exec();
 }
 
-/** The last `count` finished runs, newest first. */
+/**
+ * The last `count` finished runs, newest first. An entry that is not a run summary (written by
+ * hand, or by a version that recorded runs it should not have) is left out, never shown as
+ * `undefined`.
+ */
 export async function recentRuns(sq: SweepQueue, redis: Redis, count = 50): Promise<RunSummary[]> {
   const items = await redis.lrange(runHistoryKey(sq), 0, count - 1);
-  return items.map((item) => JSON.parse(item) as RunSummary);
+  return items.flatMap((item) => {
+    try {
+      const summary = JSON.parse(item);
+      return isRunSummary(summary) ? [summary] : [];
+    } catch {
+      return [];
+    }
+  });
 }
+
+const isRunSummary = (value: unknown): value is RunSummary =>
+  JOB_DATA.run.safeParse(pick(value, ['runId', 'trigger', 'partitions', 'startedAt'])).success &&
+  typeof (value as RunSummary).finalized === 'number' &&
+  Array.isArray((value as RunSummary).failedPartitions);
+
+const pick = (value: unknown, keys: string[]) =>
+  value && typeof value === 'object'
+    ? Object.fromEntries(keys.map((k) => [k, (value as Record<string, unknown>)[k]]))
+    : value;

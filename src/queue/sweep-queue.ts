@@ -1,6 +1,7 @@
-import { FlowProducer, type JobsOptions, Queue } from 'bullmq';
+import { FlowProducer, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PARTITION_QUEUE, SWEEP_QUEUE } from './jobs.ts';
+import { TolerantQueue } from './tolerant-job.ts';
 
 /** How long finished jobs stay visible in Bull Board; Redis keeps them forever otherwise. */
 export const KEEP_COMPLETED = { age: 7 * 86_400, count: 2_000 };
@@ -8,14 +9,20 @@ export const KEEP_FAILED = { age: 30 * 86_400, count: 5_000 };
 
 /**
  * The two queues (ticks, runs and retention in `queue`; partition jobs in `partitions`) and the
- * flow producer that adds whole runs across them, on one connection and prefix.
+ * flow producer that adds whole runs across them, on one connection and prefix. Both read jobs
+ * whose stored JSON is corrupt instead of throwing (TolerantQueue), so Bull Board lists them.
  */
-export type SweepQueue = { queue: Queue; partitions: Queue; flows: FlowProducer; prefix: string };
+export type SweepQueue = {
+  queue: TolerantQueue;
+  partitions: TolerantQueue;
+  flows: FlowProducer;
+  prefix: string;
+};
 
 export function createSweepQueue(connection: Redis, prefix: string): SweepQueue {
   return {
-    queue: new Queue(SWEEP_QUEUE, { connection, prefix }),
-    partitions: new Queue(PARTITION_QUEUE, { connection, prefix }),
+    queue: new TolerantQueue(SWEEP_QUEUE, { connection, prefix }),
+    partitions: new TolerantQueue(PARTITION_QUEUE, { connection, prefix }),
     flows: new FlowProducer({ connection, prefix }),
     prefix,
   };
@@ -38,6 +45,25 @@ export function partitionJobOptions(settings: { SWEEP_ATTEMPTS: number }): JobsO
     // A partition that fails for good must not hold up its run's totals.
     ignoreDependencyOnFailure: true,
   };
+}
+
+/**
+ * Bounds what is kept of finished jobs whoever added them: a job may ask to be kept forever
+ * (removeOnFail: false), or come from a producer that set nothing. Beyond KEEP_* age or count,
+ * the oldest go. Safe from every worker at once.
+ */
+export async function trimFinishedJobs(
+  sq: SweepQueue,
+  bounds = { failed: KEEP_FAILED, completed: KEEP_COMPLETED },
+): Promise<void> {
+  for (const queue of [sq.queue, sq.partitions]) {
+    for (const state of ['failed', 'completed'] as const) {
+      const keep = bounds[state];
+      await queue.clean(keep.age * 1000, 1000, state);
+      const extra = (await queue.getJobCountByTypes(state)) - keep.count;
+      if (extra > 0) await queue.clean(0, extra, state);
+    }
+  }
 }
 
 export async function closeSweepQueue(q: SweepQueue): Promise<void> {

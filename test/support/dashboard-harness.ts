@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Redis } from 'ioredis';
 import { vi } from 'vitest';
-import { createDashboardApp } from '../../dashboard/app.ts';
+import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -68,9 +68,11 @@ export async function startDashboard(
   const redis = await connectProducer(config.REDIS_URL, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
+  const { apiPool } = createDashboardPools(config, logger);
   const app = createDashboardApp({
     config,
     pool: db.pool,
+    apiPool,
     redis,
     sq,
     metrics,
@@ -106,6 +108,7 @@ export async function startDashboard(
     close: async () => {
       await Promise.allSettled(workers.map((w) => w.close()));
       await closeServer(server);
+      await apiPool.end();
       await closeSweepQueue(sq);
       redis.disconnect();
       await db.drop();

@@ -1,4 +1,5 @@
-import type { Job } from 'bullmq';
+import { type Job, UnrecoverableError } from 'bullmq';
+import { runJobId } from '../../src/queue/job-ids.ts';
 import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
 import { recordFinishedRun } from '../../src/queue/run-history.ts';
 import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
@@ -9,6 +10,7 @@ import type { JobContext } from '../job-context.ts';
  * into the run's summary, records it in the history and ends the run's claim.
  */
 export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<RunSummary> {
+  await checkMadeByProduct(job);
   const children = await readRunChildren(ctx.sq, job);
   const { finished } = children;
   const summary: RunSummary = {
@@ -40,4 +42,24 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
   else if (summary.finalized > 0) ctx.logger.warn(log, 'sweep run timed out audit log entries');
   else ctx.logger.info(log, 'sweep run finished');
   return summary;
+}
+
+/**
+ * Only a run the product made goes into the history: its job id names its run id, and it is
+ * the parent of the run's partition jobs. A `run` job added or duplicated by hand (Bull Board)
+ * has neither; summing its non-existent partitions would record a run that never happened.
+ */
+async function checkMadeByProduct(job: Job<RunData>): Promise<void> {
+  if (job.id !== runJobId(job.data.runId))
+    throw new UnrecoverableError(
+      `not a run made by audit-sweeper: its job id is ${JSON.stringify(job.id)}, a run's is ${JSON.stringify(runJobId(job.data.runId))}`,
+    );
+  const {
+    processed = 0,
+    failed = 0,
+    ignored = 0,
+    unprocessed = 0,
+  } = await job.getDependenciesCount();
+  if (processed + failed + ignored + unprocessed === 0)
+    throw new UnrecoverableError('not a run made by audit-sweeper: it has no partition jobs');
 }

@@ -1,0 +1,250 @@
+import { execFile } from 'node:child_process';
+import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { freePort, postgresBinDir } from './private-servers.ts';
+
+/**
+ * A PostgreSQL primary and a streaming replica of it, private to one test file: `initdb` a
+ * primary (wal_level = replica, a `replication` line in pg_hba.conf), `pg_basebackup -R` a copy
+ * and start it on another port. Both listen on 127.0.0.1 with trust auth as `postgres`, their
+ * files in one temporary folder that `destroy` removes. The shared server is never touched.
+ *
+ * Replication lag on demand: `pauseReplay` stops the replica applying WAL (it keeps receiving
+ * it), so every commit on the primary from then on is missing on the replica until
+ * `resumeReplay`; `lag` reads how far behind it is, as the primary sees it.
+ *
+ *   const pair = await startReplicatedPostgres();
+ *   await migrate(pair.primary.url('app'), logger);   // the replica gets it by replication
+ *   await pair.waitForCatchUp();
+ *   await pair.pauseReplay();  ... commits on the primary ...  (await pair.lag()).bytesBehind > 0
+ *   await pair.resumeReplay(); await pair.waitForCatchUp();
+ *   await pair.destroy();
+ */
+
+export type Server = {
+  port: number;
+  /** A URL for `database` on this server, as the superuser `postgres`. */
+  url: (database: string) => string;
+};
+
+export type ReplicationLag = {
+  /** WAL the primary has written that the replica has not replayed yet. */
+  bytesBehind: number;
+  /** pg_stat_replication.replay_lag in ms: null when the primary has no recent measure. */
+  replayLagMs: number | null;
+};
+
+export type ReplicatedPostgres = {
+  primary: Server;
+  replica: Server;
+  /** Stops WAL replay on the replica (pg_wal_replay_pause) and waits until it has stopped. */
+  pauseReplay: () => Promise<void>;
+  /** Resumes WAL replay (pg_wal_replay_resume). */
+  resumeReplay: () => Promise<void>;
+  /** How far the replica is behind, read on the primary (pg_stat_replication). */
+  lag: () => Promise<ReplicationLag>;
+  /** Waits until the replica has replayed everything the primary had written when called. */
+  waitForCatchUp: (timeoutMs?: number) => Promise<void>;
+  /** Stops both servers and removes their files. */
+  destroy: () => Promise<void>;
+};
+
+const run = promisify(execFile);
+
+/** Polls `probe` until it is true; fails naming `what` after `timeoutMs`. */
+async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  o: { timeoutMs: number; intervalMs: number; ignoreErrors?: boolean },
+): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      if (!o.ignoreErrors) throw err;
+      last = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, o.intervalMs));
+  }
+  throw new Error(`${what}: not within ${o.timeoutMs} ms${last ? ` (${last})` : ''}`);
+}
+
+export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
+  const bin = postgresBinDir();
+  const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-pg-replica-'));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    // initdb and postgres refuse to run as root: run them as `postgres`, in a folder it owns.
+    const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
+    const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
+    chownSync(dir, uid, gid);
+  }
+  const exec = async (tool: string, args: string[]) => {
+    const [file, argv] = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]]
+      : [join(bin, tool), args];
+    try {
+      return await run(file, argv, { cwd: dir, timeout: 120_000 });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`);
+    }
+  };
+  const server = (port: number): Server => ({
+    port,
+    url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
+  });
+  const options = (port: number) =>
+    [
+      `-p ${port}`,
+      '-c listen_addresses=127.0.0.1',
+      `-k ${dir}`,
+      '-c fsync=off',
+      '-c max_connections=50',
+      '-c wal_level=replica',
+      '-c max_wal_senders=5',
+      '-c hot_standby=on',
+    ].join(' ');
+  const primaryData = join(dir, 'primary');
+  const replicaData = join(dir, 'replica');
+  const [primaryPort, replicaPort] = [await freePort(), await freePort()];
+  const started: string[] = [];
+  const start = async (data: string, port: number) => {
+    await exec('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      join(dir, `${port}.log`),
+      '-o',
+      options(port),
+      '-w',
+      '-t',
+      '60',
+      'start',
+    ]);
+    started.push(data);
+  };
+  const stopAll = async () => {
+    for (const data of started.reverse())
+      await exec('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+    started.length = 0;
+  };
+
+  const query = async (port: number, text: string, values: unknown[] = []) => {
+    const client = new pg.Client({ connectionString: server(port).url('postgres') });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      return (await client.query(text, values)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+
+  try {
+    await exec('initdb', [
+      '-D',
+      primaryData,
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '-E',
+      'UTF8',
+      '--no-sync',
+      '--no-instructions',
+    ]);
+    // initdb's default pg_hba.conf already allows local replication; say it, for any version.
+    appendFileSync(
+      join(primaryData, 'pg_hba.conf'),
+      '\nhost replication postgres 127.0.0.1/32 trust\n',
+    );
+    await start(primaryData, primaryPort);
+    // -R writes standby.signal and primary_conninfo: the copy starts as a streaming replica.
+    await exec('pg_basebackup', [
+      '-D',
+      replicaData,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(primaryPort),
+      '-U',
+      'postgres',
+    ]);
+    await start(replicaData, replicaPort);
+    await waitFor(
+      'the replica streaming from the primary',
+      async () =>
+        (await query(primaryPort, `SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'`))
+          .length === 1,
+      { timeoutMs: 60_000, intervalMs: 200, ignoreErrors: true },
+    );
+  } catch (err) {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const waitForCatchUp = async (timeoutMs = 60_000) => {
+    const [{ lsn }] = (await query(primaryPort, 'SELECT pg_current_wal_lsn()::text AS lsn')) as [
+      { lsn: string },
+    ];
+    await waitFor(
+      `the replica replaying up to ${lsn}`,
+      async () =>
+        (
+          (await query(replicaPort, 'SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done', [
+            lsn,
+          ])) as [{ done: boolean }]
+        )[0].done,
+      { timeoutMs, intervalMs: 100 },
+    );
+  };
+
+  return {
+    primary: server(primaryPort),
+    replica: server(replicaPort),
+    pauseReplay: async () => {
+      await query(replicaPort, 'SELECT pg_wal_replay_pause()');
+      await waitFor(
+        'WAL replay paused',
+        async () =>
+          (
+            (await query(replicaPort, 'SELECT pg_get_wal_replay_pause_state() AS s')) as [
+              { s: string },
+            ]
+          )[0].s === 'paused',
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
+    },
+    resumeReplay: async () => {
+      await query(replicaPort, 'SELECT pg_wal_replay_resume()');
+    },
+    lag: async () => {
+      const rows = (await query(
+        primaryPort,
+        `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 AS bytes,
+                (extract(epoch FROM replay_lag) * 1000)::float8 AS ms
+           FROM pg_stat_replication`,
+      )) as { bytes: number | null; ms: number | null }[];
+      const row = rows[0];
+      if (!row) throw new Error('the primary has no replica attached');
+      return { bytesBehind: row.bytes ?? 0, replayLagMs: row.ms };
+    },
+    waitForCatchUp,
+    destroy: async () => {
+      await stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
