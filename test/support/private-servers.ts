@@ -32,12 +32,11 @@ export async function freePort(): Promise<number> {
 /** True when nothing listens on 127.0.0.1:`port` and we may bind it. */
 export async function portIsFree(port: number): Promise<boolean> {
   const server = createServer();
-  server.on('error', () => {});
-  server.listen(port, '127.0.0.1');
-  const ok = await Promise.race([
-    once(server, 'listening').then(() => true),
-    once(server, 'error').then(() => false),
-  ]);
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.once('listening', () => resolve(true));
+    server.listen(port, '127.0.0.1');
+  });
   if (ok) await new Promise((resolve) => server.close(resolve));
   return ok;
 }
