@@ -66,7 +66,7 @@ async function main() {
 
   const workers = [startCli(['worker'], env), startCli(['worker'], env)];
   const config = loadConfig(env);
-  const redis = await connectProducer(config.REDIS_URL, silentLogger);
+  const redis = await connectProducer(config, silentLogger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const sweepThroughQueue = async () => {
     const summary = await waitForSweep(sq, await requestSweep(sq), {

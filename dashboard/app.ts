@@ -1,11 +1,11 @@
 import express, { type Express, Router } from 'express';
-import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import type { Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { auditLogRouter } from './audit-log-api.ts';
 import { basicAuth, type Credentials } from './auth.ts';
@@ -22,7 +22,7 @@ export type DashboardDeps = {
   >;
   pool: Pool;
   /** A producer connection (connectProducer); the caller owns it, the queue and the pool. */
-  redis: Redis;
+  redis: RedisClient;
   sq: SweepQueue;
   metrics: Metrics;
   credentials: Credentials;

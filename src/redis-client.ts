@@ -87,7 +87,8 @@ export function createRedisClient(
       });
       break;
   }
-  watchRedis(client, target, logger, () => pingRedis(client, prefix));
+  const probe = () => client.exists(`${prefix}:ping`);
+  watchers.set(client, { probe, down: watchRedis(client, target, logger, probe) });
   return client;
 }
 
@@ -133,14 +134,29 @@ function watchRedis(
   client.on('node error', (err: Error, address: string) => {
     if (downSince === undefined) down(new Error(`cluster node ${address}: ${err.message}`));
   });
+  return down;
+}
+
+const watchers = new WeakMap<
+  RedisClient,
+  { probe: () => Promise<unknown>; down: (err: Error) => void }
+>();
+
+/**
+ * An error seen by something using `client` (a BullMQ worker, a command): counted as Redis
+ * being unavailable, so it is logged only if Redis was thought available until now.
+ */
+export function redisTrouble(client: RedisClient, err: Error): void {
+  watchers.get(client)?.down(err);
 }
 
 /**
- * Does Redis answer for the queue's keys? On a Cluster, PING goes to any node; a read of a key
- * under the prefix goes to the master of the prefix's slot, the one the queue needs.
+ * Does Redis answer for the queue's keys (readiness)? On a Cluster, PING goes to any node; a read
+ * of a key under the queue prefix goes to the master of the prefix's slot, the one that matters.
  */
-export async function pingRedis(client: RedisClient, prefix: string): Promise<void> {
-  await client.exists(`${prefix}:ping`);
+export async function pingRedis(client: RedisClient): Promise<void> {
+  const probe = watchers.get(client)?.probe;
+  await (probe ? probe() : client.ping());
 }
 
 /** A producer connection, connected: fails at once with a clear error if Redis does not answer. */

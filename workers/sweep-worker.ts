@@ -3,10 +3,11 @@ import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
-import { createRedis } from '../src/queue/connection.ts';
+import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
+import { redisTrouble } from '../src/redis-client.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
 import { processPartition } from './jobs/partition.ts';
 import { processRetention } from './jobs/retention.ts';
@@ -47,12 +48,11 @@ export async function startSweepWorker(
   config: WorkerSettings & Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>,
   logger: Logger,
 ): Promise<SweepWorker> {
-  const redis = createRedis(config.REDIS_URL, 'worker', logger);
+  // A REDIS_URL of the wrong scheme (a cluster node, a replica, an unknown master) stops here
+  // with one clear line, instead of a flood of MOVED or READONLY errors.
+  await checkRedisForWorker(config, logger);
+  const redis = createRedis(config, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  // The queues share `redis`, whose errors createRedis already logs (once per new error);
-  // with no listener BullMQ prints each one to stderr, outside the JSON log.
-  sq.queue.on('error', () => {});
-  sq.partitions.on('error', () => {});
   const pool = createPool(config.DATABASE_URL, logger, {
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
@@ -101,7 +101,9 @@ export async function startSweepWorker(
         'job failed',
       ),
     );
-    worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+    // A worker's errors are Redis errors (a job's own go to 'failed'): logged with the
+    // connection's, once per change of state, not once per bounced command during a failover.
+    worker.on('error', (err) => redisTrouble(redis, err));
     return worker;
   };
   const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];

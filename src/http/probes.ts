@@ -1,13 +1,13 @@
 import { type Request, type Response, Router } from 'express';
-import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.ts';
 import type { Metrics } from '../metrics.ts';
+import { pingRedis, type RedisClient } from '../redis-client.ts';
 
 /**
  * /healthz: the process is up (liveness; it never checks dependencies, so an outage does not
  * get pods restarted in a loop). /readyz: PostgreSQL and Redis answer. /metrics: Prometheus.
  */
-export function probesRouter(deps: { pool: Pool; redis: Redis; metrics?: Metrics }): Router {
+export function probesRouter(deps: { pool: Pool; redis: RedisClient; metrics?: Metrics }): Router {
   const router = Router();
   router.get('/healthz', (_req: Request, res: Response) => {
     res.json({ status: 'ok' });
@@ -15,7 +15,7 @@ export function probesRouter(deps: { pool: Pool; redis: Redis; metrics?: Metrics
   router.get('/readyz', async (_req: Request, res: Response) => {
     const [postgres, redis] = await Promise.all([
       check(() => deps.pool.query('SELECT 1')),
-      check(() => deps.redis.ping()),
+      check(() => pingRedis(deps.redis)),
     ]);
     const ready = postgres === 'ok' && redis === 'ok';
     res.status(ready ? 200 : 503).json({ status: ready ? 'ok' : 'unavailable', postgres, redis });
