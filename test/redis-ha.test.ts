@@ -119,7 +119,15 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
   const workers = [start(['worker'], env), start(['worker'], env)];
   await Promise.all(workers.map((w) => w.waitForOutput(/"msg":"sweep worker started"/)));
 
-  let failover: { killedAt: number; promotedAt: number; firstChunkAfterMs: number } | undefined;
+  let failover:
+    | {
+        killedAt: number;
+        promotedAt: number;
+        firstChunkAfterMs: number;
+        /** What the two workers logged at warn level or above, by message: for the report. */
+        warnings?: Record<string, number>;
+      }
+    | undefined;
   if (options.kill) {
     // Mid-drain: some rows done, most not.
     await waitFor('the drain to be under way', finalized, {
@@ -210,6 +218,13 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
 
   // During the failover each worker logged its Redis trouble once per change of state, not a
   // flood of MOVED / connection errors.
+  if (failover)
+    failover.warnings = Object.fromEntries(
+      workers
+        .flatMap((w) => logged(w, /./).filter((l) => l.level >= 40))
+        .map((l) => l.msg)
+        .reduce((m, msg) => m.set(msg, (m.get(msg) ?? 0) + 1), new Map<string, number>()),
+    );
   for (const w of workers) {
     expect(alive(w), 'the worker is still running').toBe(true);
     const down = logged(w, /^Redis unavailable/).length;
@@ -263,12 +278,13 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
   it('the master of the queue slot SIGKILLed mid-drain: its replica takes over, every stale row is timed out exactly once', async () => {
     const f = await drain(topology, 'ha_cluster_kill', { kill: true });
     failoverTimes.cluster?.push(f?.firstChunkAfterMs ?? -1);
+    console.log('cluster failover, worker warnings:', JSON.stringify(f?.warnings));
   }, 400_000);
 
   it('a plain redis:// URL at a cluster node is refused with one line naming REDIS_URL and redis+cluster://', async () => {
     for (const verb of ['worker', 'status']) {
       const { code, output } = await runCli([verb], {
-        REDIS_URL: cluster.nodeUrl,
+        REDIS_URL: cluster.nodeUrl(),
         LOG_LEVEL: 'warn',
       });
       expect(code, output).toBe(2);
@@ -329,5 +345,6 @@ describe('on Sentinel (a primary, a replica, three sentinels)', () => {
   it('the primary SIGKILLed mid-drain: Sentinel promotes the replica, every stale row is timed out exactly once', async () => {
     const f = await drain(topology, 'ha_sentinel_kill', { kill: true });
     failoverTimes.sentinel?.push(f?.firstChunkAfterMs ?? -1);
+    console.log('sentinel failover, worker warnings:', JSON.stringify(f?.warnings));
   }, 400_000);
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.ts';
 import {
   describeRedisTarget,
   parseRedisUrl,
@@ -137,6 +138,46 @@ describe('redactRedisUrl and describeRedisTarget', () => {
     );
     expect(describeRedisTarget(parseRedisUrl('redis+sentinel://u:hunter22@s:1/audit'))).toBe(
       'Redis primary "audit" via Sentinel s:1',
+    );
+  });
+});
+
+describe('REDIS_URL and QUEUE_PREFIX in loadConfig', () => {
+  it('accepts each topology', () => {
+    for (const url of [
+      'redis://127.0.0.1:6379',
+      'rediss://:pw@cache:6380/1',
+      'redis+cluster://a:7000,b:7001',
+      'rediss+sentinel://s1:26379,s2:26379/audit',
+    ])
+      expect(loadConfig({ REDIS_URL: url }).REDIS_URL).toBe(url);
+  });
+
+  it('a bad REDIS_URL is a ConfigError saying what is wrong, without the password', () => {
+    let error: unknown;
+    try {
+      loadConfig({ REDIS_URL: 'redis+sentinel://u:hunter22@s1:26379' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const e = error as ConfigError;
+    expect(e.variable).toBe('REDIS_URL');
+    expect(e.message).toMatch(/^invalid setting REDIS_URL=.*names no master/);
+    expect(e.message).toContain('redis+cluster://');
+    expect(e.message).not.toContain('hunter22');
+  });
+
+  it('on a cluster, QUEUE_PREFIX must keep a hash tag', () => {
+    expect(() =>
+      loadConfig({ REDIS_URL: 'redis+cluster://a:7000', QUEUE_PREFIX: 'audit' }),
+    ).toThrow(/QUEUE_PREFIX.*hash tag/);
+    expect(
+      loadConfig({ REDIS_URL: 'redis+cluster://a:7000', QUEUE_PREFIX: 'x{ops}' }).QUEUE_PREFIX,
+    ).toBe('x{ops}');
+    // One server has a single slot space: any prefix works there.
+    expect(loadConfig({ REDIS_URL: 'redis://a:6379', QUEUE_PREFIX: 'audit' }).QUEUE_PREFIX).toBe(
+      'audit',
     );
   });
 });

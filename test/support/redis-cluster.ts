@@ -21,8 +21,8 @@ export type PrivateRedisCluster = {
   nodes: Node[];
   /** `redis+cluster://` URL with the three first nodes as seeds. */
   url: string;
-  /** A plain `redis://` URL at one node (what a user might set by mistake). */
-  nodeUrl: string;
+  /** A plain `redis://` URL at one live node (what a user might set by mistake). */
+  nodeUrl: () => string;
   /** The cluster's view from any live node. */
   topology: () => Promise<ClusterNodeInfo[]>;
   /** The port of the live master serving `slot`. */
@@ -170,7 +170,7 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
     return {
       nodes,
       url: `redis+cluster://${first.join(',')}`,
-      nodeUrl: `redis://127.0.0.1:${ports[0]}`,
+      nodeUrl: () => `redis://127.0.0.1:${live()[0]?.port}`,
       topology,
       masterOf,
       killMasterOf: async (slot) => {
