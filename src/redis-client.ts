@@ -109,7 +109,10 @@ function watchRedis(
   const where = describeRedisTarget(target);
   const up = () => {
     if (downSince === undefined) return;
-    logger.info({ redis: where, unavailableMs: Date.now() - downSince }, 'Redis available again');
+    logger.info(
+      { redis: where, unavailableMs: Date.now() - downSince },
+      'Redis connection restored',
+    );
     downSince = undefined;
     clearInterval(probing);
     probing = undefined;
@@ -120,7 +123,7 @@ function watchRedis(
       return;
     }
     downSince = Date.now();
-    logger.warn({ err, redis: where }, 'Redis unavailable; retrying until it answers');
+    logger.warn({ err, redis: where }, 'Redis connection error');
     // A Cluster emits no event when a promoted replica takes over a slot: ask until it answers.
     probing = setInterval(() => {
       if (client.status === 'end') return clearInterval(probing);

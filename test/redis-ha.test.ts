@@ -227,7 +227,7 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
     );
   for (const w of workers) {
     expect(alive(w), 'the worker is still running').toBe(true);
-    const down = logged(w, /^Redis unavailable/).length;
+    const down = logged(w, /^Redis connection error/).length;
     expect(down).toBeLessThanOrEqual(options.kill ? 2 : 0);
     expect(logged(w, /worker error/)).toEqual([]);
     expect(w.output()).not.toMatch(/MOVED|READONLY/);
