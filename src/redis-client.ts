@@ -211,11 +211,23 @@ function probeWith(target: RedisTarget): Probe {
           }),
       ...(target.tls ? { tls: {} } : {}),
     });
-    client.on('error', () => {});
+    // ioredis reports a refused AUTH as an 'error' event, then only "Connection is closed".
+    let lastError: Error | undefined;
+    client.on('error', (err) => {
+      lastError = err;
+    });
     try {
       await client.connect();
       const [name, ...rest] = args as [string, ...string[]];
       return await client.call(name, ...rest);
+    } catch (err) {
+      // Wrong or missing credentials are a bad setting, not an outage to wait out.
+      const message = `${(err as Error).message} ${lastError?.message ?? ''}`;
+      if (/NOAUTH|WRONGPASS|invalid password|invalid username-password/i.test(message))
+        throw new RedisSetupError(
+          `REDIS_URL: ${node.host}:${node.port} refused the credentials (${(/(NOAUTH|WRONGPASS)[^\n]*/i.exec(message)?.[0] ?? message).trim()}): set user:password@ in REDIS_URL${sentinel ? ' (and ?sentinelPassword= if the sentinels have their own)' : ''}`,
+        );
+      throw err;
     } finally {
       client.disconnect();
     }
@@ -274,6 +286,10 @@ export async function checkRedisTopology(target: RedisTarget): Promise<string[]>
       const errors = answers.flatMap((a) =>
         a.status === 'rejected' ? [String(a.reason?.message ?? a.reason)] : [],
       );
+      const refused = answers.find(
+        (a) => a.status === 'rejected' && a.reason instanceof RedisSetupError,
+      );
+      if (refused?.status === 'rejected') throw refused.reason;
       if (errors.length === answers.length) {
         if (errors.some((e) => /unknown command/i.test(e)))
           throw new RedisSetupError(
