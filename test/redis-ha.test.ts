@@ -5,14 +5,14 @@ import { connectProducer, type RedisClient } from '../src/queue/connection.ts';
 import { SchedulerId } from '../src/queue/jobs.ts';
 import { recentRuns } from '../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
-import { type CliProcess, runCli, startCli } from './support/cli.ts';
+import { type CliProcess, runCli } from './support/cli.ts';
 import { basic } from './support/dashboard-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { isAlive, processFleet } from './support/harness.ts';
 import { type PrivateRedisCluster, startPrivateRedisCluster } from './support/redis-cluster.ts';
 import { command } from './support/redis-nodes.ts';
 import { type PrivateSentinel, startPrivateSentinel } from './support/redis-sentinel.ts';
 import { rowsDigest, seed } from './support/seed.ts';
-import { waitFor } from './support/wait.ts';
 
 /**
  * The sweeper on highly available Redis, as it runs in production: two real `audit-sweeper
@@ -49,24 +49,15 @@ type Topology = {
   failover: (prefix: string) => Promise<{ killedAt: number; promotedAt: number }>;
 };
 
-const children = new Set<CliProcess>();
-const start = (args: string[], env: Record<string, string>) => {
-  const p = startCli(args, env);
-  children.add(p);
-  return p;
-};
-const alive = (p: CliProcess) => p.child.exitCode === null && p.child.signalCode === null;
+const fleet = processFleet();
+const start = (args: string[], env: Record<string, string>) => fleet.start(args, env);
+const alive = isAlive;
 
 type Ctx = { db: TestDatabase; sq: SweepQueue; redis: RedisClient; env: Record<string, string> };
 let ctx: Ctx | undefined;
 
 afterEach(async (context) => {
-  if (context.task.result?.state === 'fail')
-    for (const p of children)
-      console.error(`--- ${p.child.spawnargs.slice(4).join(' ')}:\n${p.output().slice(-5000)}`);
-  for (const p of children) if (alive(p)) p.child.kill('SIGKILL');
-  await Promise.all([...children].map((p) => p.exited));
-  children.clear();
+  await fleet.cleanup(context);
   if (ctx) {
     await closeSweepQueue(ctx.sq);
     ctx.redis.disconnect();
@@ -130,25 +121,20 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
     | undefined;
   if (options.kill) {
     // Mid-drain: some rows done, most not.
-    await waitFor('the drain to be under way', finalized, {
-      done: (n) => n >= 2_000,
-      intervalMs: 100,
-    });
+    await expect.poll(finalized, { interval: 100, timeout: 120_000 }).toBeGreaterThanOrEqual(2_000);
     const { killedAt, promotedAt } = await topology.failover(prefix);
     const leftAtPromotion = COUNTS.stale - (await finalized());
     expect(leftAtPromotion, 'the failover ended before the drain did').toBeGreaterThan(0);
     // The first chunk committed after the promotion (database clock and ours agree on loopback).
-    const first = await waitFor(
-      'a chunk committed after the failover',
-      async () =>
-        (
-          await db.pool.query(
-            'SELECT extract(epoch FROM min(at)) * 1000 AS first FROM finalized_log WHERE at > to_timestamp($1 / 1000.0)',
-            [promotedAt],
-          )
-        ).rows[0].first as number | null,
-      { intervalMs: 100, timeoutMs: 120_000 },
-    );
+    const firstAfter = async () =>
+      (
+        await db.pool.query(
+          'SELECT extract(epoch FROM min(at)) * 1000 AS first FROM finalized_log WHERE at > to_timestamp($1 / 1000.0)',
+          [promotedAt],
+        )
+      ).rows[0].first as number | null;
+    await expect.poll(firstAfter, { interval: 100, timeout: 120_000 }).not.toBeNull();
+    const first = await firstAfter();
     failover = {
       killedAt,
       promotedAt,
@@ -156,16 +142,17 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
     };
   }
 
-  await waitFor(
-    'every stale row to be timed out',
-    async () =>
-      (
-        await db.pool.query(
-          `SELECT count(*)::int AS n FROM audit_log WHERE ${STALE} AND time_completed IS NULL`,
-        )
-      ).rows[0].n,
-    { done: (n) => n === 0, timeoutMs: 300_000, intervalMs: 1_000 },
-  );
+  await expect
+    .poll(
+      async () =>
+        (
+          await db.pool.query(
+            `SELECT count(*)::int AS n FROM audit_log WHERE ${STALE} AND time_completed IS NULL`,
+          )
+        ).rows[0].n,
+      { timeout: 300_000, interval: 1_000 },
+    )
+    .toBe(0);
 
   // Exactly once: one finalizing write per stale row, none for any other row.
   const { rows } = await db.pool.query(
@@ -185,14 +172,15 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
   const schedulers = await sq.queue.getJobSchedulers();
   expect(schedulers.map((s) => s.key).sort()).toEqual([SchedulerId.retention, SchedulerId.sweep]);
   const drainedAt = Date.now();
-  await waitFor(
-    'a scheduled run after the drain',
-    async () =>
-      (await recentRuns(sq, redis)).find(
-        (r) => r.trigger === 'schedule' && Date.parse(r.finishedAt) > drainedAt,
-      ),
-    { timeoutMs: 60_000 },
-  );
+  await expect
+    .poll(
+      async () =>
+        (await recentRuns(sq, redis)).some(
+          (r) => r.trigger === 'schedule' && Date.parse(r.finishedAt) > drainedAt,
+        ),
+      { timeout: 60_000, interval: 500 },
+    )
+    .toBe(true);
 
   // status and the dashboard answer on this topology.
   const status = await runCli(['status', '--json'], { ...env, LOG_LEVEL: 'warn' });
