@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer, type RedisClient } from '../src/queue/connection.ts';
-import { SchedulerId } from '../src/queue/jobs.ts';
+import { PARTITION_QUEUE, SchedulerId, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { recentRuns } from '../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
 import { type CliProcess, runCli } from './support/cli.ts';
@@ -56,8 +56,25 @@ const alive = isAlive;
 type Ctx = { db: TestDatabase; sq: SweepQueue; redis: RedisClient; env: Record<string, string> };
 let ctx: Ctx | undefined;
 
+/** Where the queues stood: printed when a test fails. */
+async function queueState(): Promise<string> {
+  if (!ctx) return '';
+  const { sq } = ctx;
+  const parts = await Promise.all(
+    [sq.queue, sq.partitions].map(async (q) => {
+      const counts = await q.getJobCounts();
+      const active = (await q.getJobs(['active', 'waiting-children'])).map(
+        (j) =>
+          `${j.id} ${j.name} attempts ${j.attemptsMade} since ${j.processedOn ? new Date(j.processedOn).toISOString() : '-'}`,
+      );
+      return `--- ${q.name}: ${JSON.stringify(counts)}\n${active.join('\n')}`;
+    }),
+  ).catch((err) => [String(err)]);
+  return parts.join('\n');
+}
+
 afterEach(async (context) => {
-  await fleet.cleanup(context);
+  await fleet.cleanup(context, queueState);
   if (ctx) {
     await closeSweepQueue(ctx.sq);
     ctx.redis.disconnect();
@@ -150,7 +167,7 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
             `SELECT count(*)::int AS n FROM audit_log WHERE ${STALE} AND time_completed IS NULL`,
           )
         ).rows[0].n,
-      { timeout: 300_000, interval: 1_000 },
+      { timeout: 180_000, interval: 1_000 },
     )
     .toBe(0);
 
@@ -201,7 +218,9 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
   expect(body.recentRuns.length).toBeGreaterThan(0);
   expect((await get('/queues')).status).toBe(200);
   const queues = await (await get('/queues/api/queues')).json();
-  expect(queues.queues.map((q: { name: string }) => q.name)).toEqual(['audit-sweep']);
+  expect(queues.queues.map((q: { name: string }) => q.name).sort()).toEqual(
+    [PARTITION_QUEUE, SWEEP_QUEUE].sort(),
+  );
   expect((await get('/readyz')).status).toBe(200);
 
   // During the failover each worker logged its Redis trouble once per change of state, not a
