@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { loadConfig } from '../src/config.ts';
 import type { Pool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
@@ -15,6 +14,7 @@ import { runJobId } from '../src/queue/job-ids.ts';
 import { type RunSummary, SWEEP_QUEUE, type TickResult } from '../src/queue/jobs.ts';
 import { requestSweep } from '../src/queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { RedisClient } from '../src/redis-client.ts';
 import type { AuditLogStore } from '../src/store/store.ts';
 import { type CliProcess, startCli } from '../test/support/cli.ts';
 import { seed } from '../test/support/seed.ts';
@@ -87,11 +87,11 @@ export async function startWorkers(
   };
   const workers: CliProcess[] = Array.from({ length: count }, () => startCli(['worker'], env));
   const config = loadConfig(env);
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let sq: SweepQueue | undefined;
   // QueueEvents blocks on Redis, so it needs a connection of the worker kind; BullMQ leaves a
   // connection it was given open, so close() ends it (or the bench would never exit).
-  const eventsConnection = createRedis(config.REDIS_URL, 'worker', silentLogger);
+  const eventsConnection = createRedis(config, 'worker', silentLogger);
   const events = new QueueEvents(SWEEP_QUEUE, {
     connection: eventsConnection,
     prefix: config.QUEUE_PREFIX,
@@ -108,7 +108,7 @@ export async function startWorkers(
     redis?.disconnect();
   };
   try {
-    redis = await connectProducer(config.REDIS_URL, silentLogger);
+    redis = await connectProducer(config, silentLogger);
     sq = createSweepQueue(redis, config.QUEUE_PREFIX);
     await events.waitUntilReady();
     // Every worker up (its log says so) before anything is timed.

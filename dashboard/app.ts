@@ -1,11 +1,11 @@
 import express, { type Express, Router } from 'express';
-import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { admission } from './admission.ts';
 import { auditLogRouter } from './audit-log-api.ts';
@@ -32,7 +32,7 @@ export type DashboardDeps = {
   /** The audit-log API's own connections, so that API load never starves the rest. */
   apiPool: Pool;
   /** A producer connection (connectProducer); the caller owns it, the queue and the pool. */
-  redis: Redis;
+  redis: RedisClient;
   sq: SweepQueue;
   metrics: Metrics;
   credentials: Credentials;

@@ -1,5 +1,6 @@
 import { DURATION_HINT, formatDuration, parseDuration } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
+import { parseRedisUrl, REDIS_URL_FORMS, RedisUrlError, redactRedisUrl } from './redis-url.ts';
 
 /**
  * Every setting the product reads, validated once at start. A bad value is a ConfigError naming
@@ -10,8 +11,13 @@ export class ConfigError extends Error {
     readonly variable: string,
     readonly value: string,
     readonly accepted: string,
+    /** What is wrong, when more can be said than "not what is accepted". */
+    readonly reason?: string,
   ) {
-    super(`invalid setting ${variable}=${JSON.stringify(value)}: expected ${accepted}`);
+    // Passwords in URLs are never repeated.
+    super(
+      `invalid setting ${variable}=${JSON.stringify(redactRedisUrl(value))}: ${reason ? `${reason}; ` : ''}expected ${accepted}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -77,7 +83,15 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export const SETTINGS = {
   DATABASE_URL: url('postgres://root@127.0.0.1:5432/audit_sweeper', ['postgres:', 'postgresql:']),
-  REDIS_URL: url('redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+  // The scheme names the topology: one server, a Redis Cluster or Sentinel (src/redis-url.ts).
+  REDIS_URL: {
+    default: 'redis://127.0.0.1:6379',
+    accepted: REDIS_URL_FORMS,
+    parse: (raw: string) => {
+      parseRedisUrl(raw);
+      return raw;
+    },
+  },
   QUEUE_PREFIX: text('{audit}', /^[^\s:]+$/, 'a key prefix without spaces or ":"'),
   STALE_AFTER: duration('4h', 1, INTERVAL_MAX),
   SWEEP_EVERY: duration('60s', 1000, TIMER_MAX),
@@ -133,9 +147,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     try {
       config[name] = setting.parse(raw);
-    } catch {
-      throw new ConfigError(name, raw, setting.accepted);
+    } catch (err) {
+      throw new ConfigError(
+        name,
+        raw,
+        setting.accepted,
+        err instanceof RedisUrlError ? err.message : undefined,
+      );
     }
   }
+  // On a Redis Cluster every key of the queue must hash to one slot (BullMQ's scripts touch
+  // several at once): only the part of the prefix inside {…} is hashed.
+  const prefix = config.QUEUE_PREFIX as string;
+  if (parseRedisUrl(config.REDIS_URL as string).kind === 'cluster' && !/\{[^{}]+\}/.test(prefix))
+    throw new ConfigError(
+      'QUEUE_PREFIX',
+      prefix,
+      'a prefix with a hash tag such as {audit}',
+      'on a Redis Cluster (REDIS_URL=redis+cluster://…) the queue keys would spread over slots',
+    );
   return config as Config;
 }

@@ -32,7 +32,7 @@ async function serve(databaseUrl: string): Promise<string> {
     DASHBOARD_PASSWORD: PASSWORD,
     DASHBOARD_USER: USER,
   });
-  const redis = await connectProducer(config.REDIS_URL, logger);
+  const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(databaseUrl, logger, { max: 2 });
   const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });

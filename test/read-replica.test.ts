@@ -49,7 +49,7 @@ beforeAll(async () => {
     DASHBOARD_PASSWORD: PASSWORD,
     LIST_SAFETY_MARGIN: `${MARGIN_MS}ms`,
   });
-  const redis = await connectProducer(config.REDIS_URL, silentLogger);
+  const redis = await connectProducer(config, silentLogger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, silentLogger);
   const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });

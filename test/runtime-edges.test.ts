@@ -171,7 +171,7 @@ describe('PostgreSQL down', () => {
       DASHBOARD_PASSWORD: PASSWORD,
     });
     const { logger, lines } = captureLogger();
-    const redis = await connectProducer(config.REDIS_URL, logger);
+    const redis = await connectProducer(config, logger);
     const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
     const { pool, apiPool } = createDashboardPools(config, logger);
     const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });

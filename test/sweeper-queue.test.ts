@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, JobType } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Config, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
@@ -21,6 +20,7 @@ import {
   partitionJobOptions,
   type SweepQueue,
 } from '../src/queue/sweep-queue.ts';
+import type { RedisClient } from '../src/redis-client.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
 import { type SweepWorker, startSweepWorker } from '../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -95,7 +95,7 @@ afterAll(async () => {
 type Harness = {
   prefix: string;
   cleanup: () => Promise<void>;
-  producer: Redis;
+  producer: RedisClient;
   sq: SweepQueue;
   config: Config;
   workers: SweepWorker[];
@@ -134,7 +134,7 @@ async function start(
   const own = existing ? { prefix: existing.prefix, cleanup: async () => {} } : null;
   const { prefix, cleanup } = own ?? createTestPrefix('sweeper-queue');
   const config = configFor(prefix, env);
-  const producer = await connectProducer(config.REDIS_URL, silentLogger);
+  const producer = await connectProducer(config, silentLogger);
   const sq = createSweepQueue(producer, config.QUEUE_PREFIX);
   const h: Harness = { prefix, cleanup, producer, sq, config, workers: [] };
   harnesses.push(h);

@@ -1,9 +1,9 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import type { Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { RedisClient } from '../src/redis-client.ts';
 
 /** The settings a worker's jobs read. */
 export type WorkerSettings = Pick<
@@ -23,7 +23,7 @@ export type WorkerSettings = Pick<
 export type JobContext = {
   settings: WorkerSettings;
   sq: SweepQueue;
-  redis: Redis;
+  redis: RedisClient;
   pool: Pool;
   logger: Logger;
   metrics: Metrics;

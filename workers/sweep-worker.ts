@@ -3,7 +3,7 @@ import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
-import { createRedis } from '../src/queue/connection.ts';
+import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import {
@@ -14,6 +14,7 @@ import {
   trimFinishedJobs,
 } from '../src/queue/sweep-queue.ts';
 import { TolerantWorker } from '../src/queue/tolerant-job.ts';
+import { redisTrouble } from '../src/redis-client.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
 import { checkJobEntry } from './job-entry.ts';
 import { processPartition } from './jobs/partition.ts';
@@ -71,12 +72,8 @@ export async function startSweepWorker(
  * process started during a Redis outage can serve its probes and shut down cleanly meanwhile.
  */
 export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): SweepWorker {
-  const redis = createRedis(config.REDIS_URL, 'worker', logger);
+  const redis = createRedis(config, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  // The queues share `redis`, whose errors createRedis already logs (once per new error);
-  // with no listener BullMQ prints each one to stderr, outside the JSON log.
-  sq.queue.on('error', () => {});
-  sq.partitions.on('error', () => {});
   const pool = createPool(config.DATABASE_URL, logger, {
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
@@ -137,7 +134,9 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
         'job failed',
       ),
     );
-    worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+    // A worker's errors are Redis errors (a job's own go to 'failed'): logged with the
+    // connection's, once per change of state, not once per bounced command during a failover.
+    worker.on('error', (err) => redisTrouble(redis, err));
     return worker;
   };
   const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];
@@ -157,6 +156,9 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
   let started = false;
   const ready = (async () => {
+    // A REDIS_URL of the wrong scheme (a cluster node, a replica, an unknown master) rejects
+    // `ready` with a RedisSetupError: one clear line instead of MOVED or READONLY errors.
+    await checkRedisForWorker(config, logger);
     await Promise.all(workers.map((w) => w.waitUntilReady()));
     await ensureSchedulers();
     started = true;

@@ -29,7 +29,7 @@ export async function startDashboardService(
   options: { metrics?: Metrics } = {},
 ) {
   const credentials = resolveCredentials(config, logger);
-  const redis = await connectProducer(config.REDIS_URL, logger);
+  const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, logger);
   const metrics =

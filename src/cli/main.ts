@@ -1,4 +1,5 @@
 import { type Config, ConfigError, loadConfig } from '../config.ts';
+import { RedisSetupError } from '../redis-client.ts';
 import { type OptionSpec, type OptionValues, parseOptions, UsageError } from './options.ts';
 import { SIMULATE_OPTIONS } from './simulate-options.ts';
 
@@ -115,9 +116,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err) => {
-    // A bad option or argument is a usage error, like a bad setting.
+    // A bad option or argument is a usage error, like a bad setting; so is a REDIS_URL whose
+    // scheme does not fit what answers there (a cluster node, a replica, an unknown master).
     if (
       err instanceof UsageError ||
+      err instanceof RedisSetupError ||
       (typeof err?.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_'))
     ) {
       console.error(err.message);

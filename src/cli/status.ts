@@ -14,7 +14,7 @@ export async function run(config: Config, options: OptionValues): Promise<number
   if (runs === undefined)
     throw new UsageError(`--runs must be a whole number from 1 to 500, got "${options.runs}"`);
   const logger = createLogger(config.LOG_LEVEL, 'status');
-  const redis = await connectProducer(config.REDIS_URL, logger);
+  const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(config.DATABASE_URL, logger, {
     max: 2,

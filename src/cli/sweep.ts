@@ -11,7 +11,7 @@ import type { OptionValues } from './options.ts';
  */
 export async function run(config: Config, options: OptionValues): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'sweep');
-  const redis = await connectProducer(config.REDIS_URL, logger);
+  const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   try {
     const tickId = await requestSweep(sq);

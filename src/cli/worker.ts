@@ -4,6 +4,8 @@ import { createSweepWorker } from '../../workers/sweep-worker.ts';
 import type { Config } from '../config.ts';
 import { probeErrorHandler, probesRouter } from '../http/probes.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { refuseWrongRedisTopology } from '../queue/connection.ts';
+import { RedisSetupError } from '../redis-client.ts';
 import { closeServer, listen, runUntilSignal, waitForSignal } from './lifecycle.ts';
 
 /**
@@ -14,8 +16,22 @@ import { closeServer, listen, runUntilSignal, waitForSignal } from './lifecycle.
 export async function run(config: Config): Promise<number> {
   const signal = waitForSignal();
   const logger = createLogger(config.LOG_LEVEL, 'worker');
+  await refuseWrongRedisTopology(config, logger);
   const worker = await startWorkerService(config, logger, { waitUntilReady: false });
-  return runUntilSignal(logger, worker.close, shutdownTimeoutMs(config), signal);
+  // A REDIS_URL whose scheme does not fit what answers there fails the start-up: that is a bad
+  // setting (main prints its one line and exits 2), not an outage to wait out.
+  const badSetting = worker.ready.then(
+    () => new Promise<never>(() => {}),
+    (err) => {
+      if (err instanceof RedisSetupError) return err;
+      return new Promise<never>(() => {});
+    },
+  );
+  const stopped = runUntilSignal(logger, worker.close, shutdownTimeoutMs(config), signal);
+  const outcome = await Promise.race([stopped, badSetting]);
+  if (typeof outcome === 'number') return outcome;
+  await worker.close().catch(() => {});
+  throw outcome;
 }
 
 /**
@@ -51,6 +67,7 @@ export async function startWorkerService(
   }
   return {
     metrics: sweeper.metrics,
+    ready: sweeper.ready,
     close: async () => {
       await sweeper.close();
       await closeServer(server);

@@ -1,9 +1,9 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Router } from 'express';
-import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { pingRedis, type RedisClient } from '../redis-client.ts';
 
 /**
  * /healthz: the process is up (liveness; it never checks dependencies, so an outage does not
@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics.ts';
  */
 export function probesRouter(deps: {
   pool: Pool;
-  redis: Redis;
+  redis: RedisClient;
   metrics?: Metrics;
   logger?: Logger;
 }): Router {
@@ -36,7 +36,7 @@ export function probesRouter(deps: {
   router.get('/readyz', async (_req: Request, res: Response) => {
     const [postgres, redis] = await Promise.all([
       check(() => deps.pool.query('SELECT 1')).then((o) => report('postgres', o)),
-      check(() => deps.redis.ping()).then((o) => report('redis', o)),
+      check(() => pingRedis(deps.redis)).then((o) => report('redis', o)),
     ]);
     const ready = postgres === 'ok' && redis === 'ok';
     res.status(ready ? 200 : 503).json({ status: ready ? 'ok' : 'unavailable', postgres, redis });

@@ -1,43 +1,68 @@
-import { Redis } from 'ioredis';
+import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import {
+  checkRedisTopology,
+  connectRedis,
+  createRedisClient,
+  type RedisClient,
+  RedisSetupError,
+} from '../redis-client.ts';
+import { parseRedisUrl } from '../redis-url.ts';
+
+export type { RedisClient } from '../redis-client.ts';
+
+type RedisSettings = Pick<Config, 'REDIS_URL' | 'QUEUE_PREFIX'>;
 
 /**
- * Workers block on Redis and must wait out an outage (BullMQ requires
- * `maxRetriesPerRequest: null` for them); producers such as the CLI and the dashboard should fail
- * fast instead of queueing commands while Redis is away.
+ * Every Redis connection of the product comes from here (the topology is REDIS_URL's scheme,
+ * see src/redis-client.ts). Workers block on Redis and must wait out an outage or a failover;
+ * producers such as the CLI and the dashboard fail fast instead.
  */
-export function createRedis(url: string, role: 'worker' | 'producer', logger: Logger): Redis {
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: role === 'worker' ? null : 1,
-    enableOfflineQueue: role === 'worker',
-    // Reconnect forever, backing off to 5 s: an outage must never end the process.
-    retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
-    connectionName: `audit-sweeper-${role}`,
-    // Producers connect explicitly (connectProducer) so that their first command cannot fail
-    // merely because the connection is still being made.
-    lazyConnect: role === 'producer',
-  });
-  let lastError = '';
-  redis.on('error', (err) => {
-    // ioredis repeats the same error on every reconnect attempt; log each new one once.
-    if (err.message !== lastError) logger.warn({ err }, 'Redis connection error');
-    lastError = err.message;
-  });
-  redis.on('ready', () => {
-    if (lastError) logger.info('Redis connection restored');
-    lastError = '';
-  });
-  return redis;
+export function createRedis(config: RedisSettings, role: 'worker' | 'producer', logger: Logger) {
+  return createRedisClient(parseRedisUrl(config.REDIS_URL), role, logger, config.QUEUE_PREFIX);
 }
 
-/** A producer connection, connected: fails at once with a clear error if Redis does not answer. */
-export async function connectProducer(url: string, logger: Logger): Promise<Redis> {
-  const redis = createRedis(url, 'producer', logger);
-  try {
-    await redis.connect();
-  } catch (err) {
-    redis.disconnect();
-    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}`, { cause: err });
+/**
+ * A producer connection, connected, after checking that REDIS_URL's scheme fits what answers
+ * there (RedisSetupError otherwise: exit code 2). Fails at once if Redis does not answer.
+ */
+export async function connectProducer(config: RedisSettings, logger: Logger): Promise<RedisClient> {
+  const target = parseRedisUrl(config.REDIS_URL);
+  for (const warning of await checkRedisTopology(target)) logger.warn(warning);
+  return connectRedis(target, logger, config.QUEUE_PREFIX);
+}
+
+/**
+ * The same check for a worker, which must wait out a Redis that is not up yet: retries while
+ * nothing answers (logging that once), throws RedisSetupError at once on a wrong topology.
+ */
+export async function checkRedisForWorker(config: RedisSettings, logger: Logger): Promise<void> {
+  const target = parseRedisUrl(config.REDIS_URL);
+  let logged = false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      for (const warning of await checkRedisTopology(target)) logger.warn(warning);
+      if (logged) logger.info('Redis answers; starting');
+      return;
+    } catch (err) {
+      if (err instanceof RedisSetupError) throw err;
+      if (!logged) logger.warn({ err }, 'Redis does not answer yet; waiting for it');
+      logged = true;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(attempt * 200, 5_000)));
+    }
   }
-  return redis;
+}
+
+/**
+ * One look, before a worker opens its probes: a REDIS_URL of the wrong topology is a bad
+ * setting (RedisSetupError: one line, exit code 2); a Redis that does not answer yet is an
+ * outage, which the worker waits out with its probes up (checkRedisForWorker).
+ */
+export async function refuseWrongRedisTopology(config: RedisSettings, logger: Logger) {
+  try {
+    for (const warning of await checkRedisTopology(parseRedisUrl(config.REDIS_URL)))
+      logger.warn(warning);
+  } catch (err) {
+    if (err instanceof RedisSetupError) throw err;
+  }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import { newRunId, runClaimedAt, runJobId } from './job-ids.ts';
 import { deleteIfEqual, deleteIfEqualIn } from './redis-scripts.ts';
 import { productKey, type SweepQueue } from './sweep-queue.ts';
@@ -23,7 +23,7 @@ const currentRunKey = (sq: SweepQueue) => productKey(sq, 'current-run');
  */
 export async function claimOrJoinRun(
   sq: SweepQueue,
-  redis: Redis,
+  redis: RedisClient,
 ): Promise<{ runId: string; claimed: boolean }> {
   const key = currentRunKey(sq);
   for (;;) {
@@ -37,14 +37,17 @@ export async function claimOrJoinRun(
 }
 
 /** The run under way, if any (its id; its job is `run-<id>`). */
-export async function currentRun(sq: SweepQueue, redis: Redis): Promise<string | null> {
+export async function currentRun(sq: SweepQueue, redis: RedisClient): Promise<string | null> {
   const runId = await redis.get(currentRunKey(sq));
   return runId && (await isUnfinished(sq, runId)) ? runId : null;
 }
 
 /** Ends `runId`'s claim as part of a MULTI (if it still holds it). */
-export const releaseRunIn = (multi: ReturnType<Redis['multi']>, sq: SweepQueue, runId: string) =>
-  deleteIfEqualIn(multi, currentRunKey(sq), runId);
+export const releaseRunIn = (
+  multi: ReturnType<RedisClient['multi']>,
+  sq: SweepQueue,
+  runId: string,
+) => deleteIfEqualIn(multi, currentRunKey(sq), runId);
 
 async function isUnfinished(sq: SweepQueue, runId: string): Promise<boolean> {
   const state = await Job.fromId(sq.queue, runJobId(runId)).then((job) => job?.getState());

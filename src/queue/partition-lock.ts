@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import { deleteIfEqual, pexpireIfEqual } from './redis-scripts.ts';
 
 /**
@@ -12,7 +12,7 @@ export class PartitionLock {
   private readonly token = randomUUID();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** The key, e.g. partitionLockKey(sq, "3-of-16"): partition 3 of 7 is another range. */
     key: string,
     private readonly ttlMs: number,

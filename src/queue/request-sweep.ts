@@ -1,5 +1,6 @@
 import { QueueEvents } from 'bullmq';
 import type { Logger } from '../log.ts';
+import { redisTrouble } from '../redis-client.ts';
 import { createRedis } from './connection.ts';
 import { runJobId } from './job-ids.ts';
 import { JobName, type RunSummary, SWEEP_QUEUE, type TickData, type TickResult } from './jobs.ts';
@@ -29,8 +30,13 @@ export async function waitForSweep(
 ): Promise<RunSummary> {
   const timeoutMs = options.timeoutMs;
   // QueueEvents blocks on Redis, so it needs a connection of the worker kind.
-  const connection = createRedis(options.redisUrl, 'worker', options.logger);
+  const connection = createRedis(
+    { REDIS_URL: options.redisUrl, QUEUE_PREFIX: sq.prefix },
+    'worker',
+    options.logger,
+  );
   const events = new QueueEvents(SWEEP_QUEUE, { connection, prefix: sq.prefix });
+  events.on('error', (err) => redisTrouble(connection, err));
   try {
     await events.waitUntilReady();
     const tick = await sq.queue.getJob(tickJobId);

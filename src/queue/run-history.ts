@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import { releaseRunIn } from './current-run.ts';
 import { JOB_DATA, type RunSummary } from './jobs.ts';
 import { productKey, type SweepQueue } from './sweep-queue.ts';
@@ -10,7 +10,7 @@ const RUN_HISTORY_LENGTH = 500;
 /** Records a finished run and ends its claim, in one transaction. */
 export async function recordFinishedRun(
   sq: SweepQueue,
-  redis: Redis,
+  redis: RedisClient,
   summary: RunSummary,
 ): Promise<void> {
   const multi = redis
@@ -25,7 +25,11 @@ export async function recordFinishedRun(
  * hand, or by a version that recorded runs it should not have) is left out, never shown as
  * `undefined`.
  */
-export async function recentRuns(sq: SweepQueue, redis: Redis, count = 50): Promise<RunSummary[]> {
+export async function recentRuns(
+  sq: SweepQueue,
+  redis: RedisClient,
+  count = 50,
+): Promise<RunSummary[]> {
   const items = await redis.lrange(runHistoryKey(sq), 0, count - 1);
   return items.flatMap((item) => {
     try {

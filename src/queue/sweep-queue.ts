@@ -1,5 +1,5 @@
 import { FlowProducer, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { type RedisClient, redisTrouble } from '../redis-client.ts';
 import { PARTITION_QUEUE, SWEEP_QUEUE } from './jobs.ts';
 import { TolerantQueue } from './tolerant-job.ts';
 
@@ -19,13 +19,17 @@ export type SweepQueue = {
   prefix: string;
 };
 
-export function createSweepQueue(connection: Redis, prefix: string): SweepQueue {
-  return {
-    queue: new TolerantQueue(SWEEP_QUEUE, { connection, prefix }),
-    partitions: new TolerantQueue(PARTITION_QUEUE, { connection, prefix }),
-    flows: new FlowProducer({ connection, prefix }),
-    prefix,
-  };
+export function createSweepQueue(connection: RedisClient, prefix: string): SweepQueue {
+  const queue = new TolerantQueue(SWEEP_QUEUE, { connection, prefix });
+  const partitions = new TolerantQueue(PARTITION_QUEUE, { connection, prefix });
+  const flows = new FlowProducer({ connection, prefix });
+  // Their errors are the shared connection's: logged with its own, once per change of state.
+  // With no listener BullMQ prints each one to stderr, outside the JSON log.
+  const trouble = (err: Error) => redisTrouble(connection, err);
+  queue.on('error', trouble);
+  partitions.on('error', trouble);
+  flows.on('error', trouble);
+  return { queue, partitions, flows, prefix };
 }
 
 /**

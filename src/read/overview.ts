@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import { currentRun } from '../queue/current-run.ts';
 import type { RunSummary } from '../queue/jobs.ts';
 import { recentRuns } from '../queue/run-history.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
+import type { RedisClient } from '../redis-client.ts';
 import {
   type Backlog,
   type PartitionBacklog,
@@ -24,7 +24,7 @@ export type Overview = {
   recentRuns: RunSummary[];
 };
 
-export type OverviewSources = { pool: Pool; sq: SweepQueue; redis: Redis };
+export type OverviewSources = { pool: Pool; sq: SweepQueue; redis: RedisClient };
 
 /** The one read of the sweeper's state, for the CLI, the dashboard and its APIs. */
 export async function readOverview(

@@ -1,5 +1,4 @@
 import type { Server } from 'node:http';
-import type { Redis } from 'ioredis';
 import { vi } from 'vitest';
 import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
@@ -9,6 +8,7 @@ import { createMetrics } from '../../src/metrics.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
 import { recentRuns } from '../../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../../src/queue/sweep-queue.ts';
+import type { RedisClient } from '../../src/redis-client.ts';
 import { AuditLogStore } from '../../src/store/store.ts';
 import type { NewEntry } from '../../src/store/types.ts';
 import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.ts';
@@ -34,7 +34,7 @@ export type Dashboard = {
   config: Config;
   env: Record<string, string>;
   db: TestDatabase;
-  redis: Redis;
+  redis: RedisClient;
   sq: SweepQueue;
   store: AuditLogStore;
   /** Log lines (JSON) the dashboard wrote. */
@@ -65,7 +65,7 @@ export async function startDashboard(
   };
   const config = { ...loadConfig(baseEnv), ...unchecked };
   const { logger, lines: logs } = captureLogger();
-  const redis = await connectProducer(config.REDIS_URL, logger);
+  const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
   const { apiPool } = createDashboardPools(config, logger);

@@ -29,7 +29,20 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>) {
+/** True when nothing listens on 127.0.0.1:`port` and we may bind it. */
+export async function portIsFree(port: number): Promise<boolean> {
+  const server = createServer();
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.once('listening', () => resolve(true));
+    server.listen(port, '127.0.0.1');
+  });
+  if (ok) await new Promise((resolve) => server.close(resolve));
+  return ok;
+}
+
+/** Polls `probe` every 100 ms until it returns true; a probe that throws counts as not yet. */
+export async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>) {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
