@@ -1,22 +1,36 @@
 import { DURATION_HINT, parseDuration } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
+import { redactUrl, registerSecret, registerUrlSecret } from './secrets.ts';
 
 /**
  * Every setting the product reads, validated once at start. A bad value is a ConfigError naming
- * the variable, the value given and what is accepted; the CLI turns it into exit code 2.
+ * the variable, the value given (a password masked, a secret not shown at all) and what is
+ * accepted; the CLI turns it into exit code 2.
  */
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
-    readonly value: string,
+    shown: string,
     readonly accepted: string,
   ) {
-    super(`invalid setting ${variable}=${JSON.stringify(value)}: expected ${accepted}`);
+    super(`invalid setting ${variable}${shown}: expected ${accepted}`);
     this.name = 'ConfigError';
   }
 }
 
-type Setting<T> = { default: string | undefined; accepted: string; parse: (raw: string) => T };
+type Setting<T> = {
+  default: string | undefined;
+  accepted: string;
+  parse: (raw: string) => T;
+  /** How a value may be shown: in full, with its URL password masked, or not at all. */
+  show?: 'url' | 'never';
+};
+
+function shownValue(setting: Setting<unknown>, raw: string): string {
+  if (setting.show === 'never')
+    return ` (value not shown: it is a secret; ${raw.length} characters)`;
+  return `=${JSON.stringify(setting.show === 'url' ? redactUrl(raw) : raw)}`;
+}
 
 const duration = (def: string, min = 1): Setting<number> => ({
   default: def,
@@ -40,6 +54,7 @@ const integer = (def: string, min: number, max: number): Setting<number> => ({
 
 const url = (def: string, protocols: string[]): Setting<string> => ({
   default: def,
+  show: 'url',
   accepted: `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
   parse: (raw) => {
     if (!protocols.includes(new URL(raw).protocol)) throw new Error();
@@ -83,7 +98,10 @@ export const SETTINGS = {
     'a path like /ops/audit with no trailing slash, or empty',
   ),
   DASHBOARD_USER: text('admin', /^[^:\s]+$/, 'a user name without ":" or spaces'),
-  DASHBOARD_PASSWORD: text(undefined, /^.{8,}$/, 'a password of at least 8 characters'),
+  DASHBOARD_PASSWORD: {
+    ...text(undefined, /^.{8,}$/, 'a password of at least 8 characters'),
+    show: 'never',
+  },
   WORKER_METRICS_PORT: integer('9464', 0, 65_535),
   LOG_LEVEL: text('info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
 } satisfies Record<string, Setting<unknown>>;
@@ -107,10 +125,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       config[name] = undefined;
       continue;
     }
+    // Masked in every log line and error from now on, valid or not.
+    if (setting.show === 'url') registerUrlSecret(raw);
+    if (setting.show === 'never') registerSecret(raw);
     try {
       config[name] = setting.parse(raw);
     } catch {
-      throw new ConfigError(name, raw, setting.accepted);
+      throw new ConfigError(name, shownValue(setting, raw), setting.accepted);
     }
   }
   return config as Config;

@@ -2,6 +2,7 @@ import { type Job, Worker } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
+import { RepeatedErrors } from '../src/log-repeats.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { createRedis } from '../src/queue/connection.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
@@ -46,6 +47,8 @@ export type SweepWorker = {
 export async function startSweepWorker(
   config: WorkerSettings & Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'>,
   logger: Logger,
+  /** Metrics to count into (`start` shares the dashboard's); by default its own. */
+  options: { metrics?: Metrics } = {},
 ): Promise<SweepWorker> {
   const redis = createRedis(config.REDIS_URL, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
@@ -57,7 +60,7 @@ export async function startSweepWorker(
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
   });
-  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const metrics = options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
   const shutdown = new AbortController();
   const ctx: JobContext = {
     settings: config,
@@ -69,6 +72,8 @@ export async function startSweepWorker(
     shutdown: shutdown.signal,
   };
 
+  const repeats = new RepeatedErrors(logger);
+  redis.on('ready', () => repeats.succeeded('queue worker'));
   const startWorker = (queueName: string) => {
     const processors = PROCESSORS[queueName] ?? {};
     const worker = new Worker(
@@ -95,13 +100,17 @@ export async function startSweepWorker(
         maxStartedAttempts: config.SWEEP_ATTEMPTS + 1,
       },
     );
+    // Once per change of state, with a count: a database outage fails every job attempt.
     worker.on('failed', (job, err) =>
-      logger.error(
-        { job: job?.id, name: job?.name, attemptsMade: job?.attemptsMade, err: err.message },
+      repeats.failed(
+        `${job?.name ?? 'unknown'} jobs`,
+        err.message,
+        { job: job?.id, name: job?.name, attemptsMade: job?.attemptsMade },
         'job failed',
       ),
     );
-    worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+    worker.on('completed', (job) => repeats.succeeded(`${job.name} jobs`));
+    worker.on('error', (err) => repeats.failed('queue worker', err.message, {}, 'worker error'));
     return worker;
   };
   const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];

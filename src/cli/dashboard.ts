@@ -3,9 +3,10 @@ import { createDashboardApp } from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
 import { createPool } from '../db/pool.ts';
+import { errorMessage } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import { connectProducer } from '../queue/connection.ts';
+import { createRedis } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
 
@@ -30,8 +31,21 @@ export async function startDashboardService(
   options: { metrics?: Metrics } = {},
 ) {
   const credentials = resolveCredentials(config, logger);
-  const redis = await connectProducer(config.REDIS_URL, logger);
+  // Redis may be away at start: the dashboard starts anyway (its probes, the audit-log API and
+  // what PostgreSQL can tell work without it) and the connection keeps trying in the background.
+  const redis = createRedis(config.REDIS_URL, 'producer', logger);
+  redis
+    .connect()
+    .catch((err) =>
+      logger.warn(
+        { err: errorMessage(err) },
+        'Redis unreachable at start (check REDIS_URL); serving without it and reconnecting',
+      ),
+    );
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
+  // Their connection's errors are logged by createRedis, once per new error.
+  for (const queue of [sq.queue, sq.partitions]) queue.on('error', () => {});
+  sq.flows.on('error', () => {});
   const pool = createPool(config.DATABASE_URL, logger, {
     max: 5,
     applicationName: 'audit-sweeper dashboard',
@@ -44,6 +58,7 @@ export async function startDashboardService(
     'dashboard listening',
   );
   return {
+    metrics,
     close: async () => {
       await closeServer(server);
       await Promise.allSettled([closeSweepQueue(sq), pool.end()]);

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.ts';
+import { redactUrl } from '../secrets.ts';
 
 /**
  * Workers block on Redis and must wait out an outage (BullMQ requires
@@ -37,7 +38,10 @@ export async function connectProducer(url: string, logger: Logger): Promise<Redi
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`cannot reach Redis at ${url}: ${(err as Error).message}`, { cause: err });
+    throw new Error(
+      `cannot reach Redis at ${redactUrl(url)} (check REDIS_URL): ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   return redis;
 }
