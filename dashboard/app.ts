@@ -73,7 +73,9 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN, logger }));
   router.use(notFound);
 
+  const errors = errorHandler(logger);
   const app = express().disable('x-powered-by');
+  app.use(errors.recoveries);
   app.set('query parser', 'simple');
   app.use((_req, res, next) => {
     // No framing anywhere: a framed Bull Board or "Sweep now" could be clicked through an overlay.
@@ -85,7 +87,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   });
   app.use(base || '/', router);
   app.use(notFound);
-  app.use(errorHandler(logger));
+  app.use(errors.handler);
   return app;
 }
 

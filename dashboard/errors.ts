@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { isTransientDatabaseError } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
+import { RepeatedErrors } from '../src/log-repeats.ts';
 
 /** Every error the dashboard sends: `{"error": {"message", "parameter"?}}`. */
 export function sendError(res: Response, status: number, message: string, parameter?: string) {
@@ -15,10 +16,20 @@ export function notFound(_req: Request, res: Response) {
 /**
  * The last handler: logs what went wrong and answers without it. Database and Redis messages
  * can carry SQL, table names or addresses, none of which a client needs; the log has them.
- * A database or Redis that is away is a 503 (retry later), anything else a 500.
+ * A database or Redis that is away is a 503 (retry later), logged once per path and change of
+ * state (`recoveries`, mounted first, sees the successes that end a streak); anything else a 500.
  */
 export function errorHandler(logger: Logger) {
-  return (err: unknown, req: Request, res: Response, next: NextFunction) => {
+  // An outage fails every refresh of every open page: one line per path and change of state.
+  const repeats = new RepeatedErrors(logger);
+  const topic = (req: Request) => `requests to ${req.originalUrl.split('?')[0]}`;
+  const recoveries = (req: Request, res: Response, next: NextFunction) => {
+    res.on('finish', () => {
+      if (res.statusCode < 400) repeats.succeeded(topic(req));
+    });
+    next();
+  };
+  const handler = (err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {
       next(err);
       return;
@@ -29,10 +40,21 @@ export function errorHandler(logger: Logger) {
       sendError(res, status, (err as Error).message);
       return;
     }
+    if (isUnavailable(err)) {
+      const message = err instanceof Error ? err.message : String(err);
+      repeats.failed(
+        topic(req),
+        message,
+        { method: req.method, url: req.originalUrl },
+        'request failed',
+      );
+      sendError(res, 503, 'a backing service is unavailable; retry later');
+      return;
+    }
     logger.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
-    if (isUnavailable(err)) sendError(res, 503, 'a backing service is unavailable; retry later');
-    else sendError(res, 500, 'internal error');
+    sendError(res, 500, 'internal error');
   };
+  return { recoveries, handler };
 }
 
 function isUnavailable(err: unknown): boolean {

@@ -1,28 +1,41 @@
 import { DURATION_HINT, formatDuration, parseDuration } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
-import { parseRedisUrl, REDIS_URL_FORMS, RedisUrlError, redactRedisUrl } from './redis-url.ts';
+import { parseRedisUrl, REDIS_URL_FORMS, RedisUrlError } from './redis-url.ts';
+import { redactUrl, registerSecret, registerUrlSecret } from './secrets.ts';
 
 /**
  * Every setting the product reads, validated once at start. A bad value is a ConfigError naming
- * the variable, the value given and what is accepted; the CLI turns it into exit code 2.
+ * the variable, the value given (a password masked, a secret not shown at all) and what is
+ * accepted; the CLI turns it into exit code 2.
  */
 export class ConfigError extends Error {
   constructor(
     readonly variable: string,
-    readonly value: string,
+    shown: string,
     readonly accepted: string,
     /** What is wrong, when more can be said than "not what is accepted". */
     readonly reason?: string,
   ) {
-    // Passwords in URLs are never repeated.
     super(
-      `invalid setting ${variable}=${JSON.stringify(redactRedisUrl(value))}: ${reason ? `${reason}; ` : ''}expected ${accepted}`,
+      `invalid setting ${variable}${shown}: ${reason ? `${reason}; ` : ''}expected ${accepted}`,
     );
     this.name = 'ConfigError';
   }
 }
 
-type Setting<T> = { default: string | undefined; accepted: string; parse: (raw: string) => T };
+type Setting<T> = {
+  default: string | undefined;
+  accepted: string;
+  parse: (raw: string) => T;
+  /** How a value may be shown: in full, with its URL password masked, or not at all. */
+  show?: 'url' | 'never';
+};
+
+function shownValue(setting: Setting<unknown>, raw: string): string {
+  if (setting.show === 'never')
+    return ` (value not shown: it is a secret; ${raw.length} characters)`;
+  return `=${JSON.stringify(setting.show === 'url' ? redactUrl(raw) : raw)}`;
+}
 
 /**
  * Upper bounds the code can honour. Node's timers hold at most 2^31-1 ms (about 24.8 days) and
@@ -54,6 +67,7 @@ const integer = (def: string, min: number, max: number): Setting<number> => ({
 
 const url = (def: string | undefined, protocols: string[]): Setting<string> => ({
   default: def,
+  show: 'url',
   accepted: `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
   parse: (raw) => {
     if (!protocols.includes(new URL(raw).protocol)) throw new Error();
@@ -87,11 +101,15 @@ export const SETTINGS = {
   REDIS_URL: {
     default: 'redis://127.0.0.1:6379',
     accepted: REDIS_URL_FORMS,
+    show: 'url',
     parse: (raw: string) => {
-      parseRedisUrl(raw);
+      const target = parseRedisUrl(raw);
+      // Multi-host forms are no WHATWG URL: register their passwords from the parse.
+      registerSecret(target.password);
+      if (target.kind === 'sentinel') registerSecret(target.sentinelPassword);
       return raw;
     },
-  },
+  } satisfies Setting<string>,
   QUEUE_PREFIX: text('{audit}', /^[^\s:]+$/, 'a key prefix without spaces or ":"'),
   STALE_AFTER: duration('4h', 1, INTERVAL_MAX),
   SWEEP_EVERY: duration('60s', 1000, TIMER_MAX),
@@ -121,7 +139,10 @@ export const SETTINGS = {
     'a path like /ops/audit with no trailing slash, or empty',
   ),
   DASHBOARD_USER: text('admin', /^[^:\s]+$/, 'a user name without ":" or spaces'),
-  DASHBOARD_PASSWORD: text(undefined, /^.{8,}$/, 'a password of at least 8 characters'),
+  DASHBOARD_PASSWORD: {
+    ...text(undefined, /^.{8,}$/, 'a password of at least 8 characters'),
+    show: 'never',
+  },
   WORKER_METRICS_PORT: integer('9464', 0, 65_535),
   LOG_LEVEL: text('info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
 } satisfies Record<string, Setting<unknown>>;
@@ -145,12 +166,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       config[name] = undefined;
       continue;
     }
+    // Masked in every log line and error from now on, valid or not.
+    if (setting.show === 'url') registerUrlSecret(raw);
+    if (setting.show === 'never') registerSecret(raw);
     try {
       config[name] = setting.parse(raw);
     } catch (err) {
       throw new ConfigError(
         name,
-        raw,
+        shownValue(setting, raw),
         setting.accepted,
         err instanceof RedisUrlError ? err.message : undefined,
       );
@@ -162,7 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parseRedisUrl(config.REDIS_URL as string).kind === 'cluster' && !/\{[^{}]+\}/.test(prefix))
     throw new ConfigError(
       'QUEUE_PREFIX',
-      prefix,
+      shownValue(SETTINGS.QUEUE_PREFIX, prefix),
       'a prefix with a hash tag such as {audit}',
       'on a Redis Cluster (REDIS_URL=redis+cluster://…) the queue keys would spread over slots',
     );

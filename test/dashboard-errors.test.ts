@@ -99,6 +99,15 @@ describe('database failures', () => {
     expect(JSON.parse(text).error.message).toMatch(/unavailable/);
   });
 
+  it('an outage is logged once per path, not once per request, naming PostgreSQL and DATABASE_URL', async () => {
+    const before = logs.length;
+    // `/` (the overview page, refreshed every 5 s by each open page) has not failed here yet.
+    for (let i = 0; i < 5; i++) expect((await get(unreachable, '/')).status).toBe(503);
+    const failed = logs.slice(before).filter((l) => l.includes('request failed'));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/PostgreSQL at 127\.0\.0\.1:1\/audit_sweeper .*DATABASE_URL/);
+  });
+
   it('readiness reports the database and liveness stays up', async () => {
     const ready = await fetch(`${unreachable}/readyz`);
     expect(ready.status).toBe(503);

@@ -202,7 +202,7 @@ describe('PostgreSQL going away and coming back', () => {
     // Down past the moment every such row is stale, and long enough for several ticks.
     await expect
       .poll(() => worker.output().slice(heardBefore))
-      .toMatch(/"msg":"partition sweep failed"/);
+      .toMatch(/"name":"partition".*"msg":"job failed"/);
     await sleep(Math.max(0, seeded + 14_000 - Date.now()));
     const duringOutage = worker.output().slice(heardBefore);
     expect(alive(worker)).toBe(true);
@@ -210,6 +210,13 @@ describe('PostgreSQL going away and coming back', () => {
     expect(duringOutage).toMatch(
       /ECONNREFUSED|terminating connection|Connection terminated|shutting down/,
     );
+    // The same error is logged once per change, not once per job attempt (a tick a second
+    // and a partition job per partition each fail over and over), and names PostgreSQL.
+    const failures = duringOutage.split('\n').filter((l) => l.includes('"msg":"job failed"'));
+    expect(failures.length).toBeGreaterThan(0);
+    expect(failures.length, failures.join('\n')).toBeLessThanOrEqual(10);
+    expect(failures.join('\n')).toContain('PostgreSQL');
+    expect(failures.join('\n')).toContain('DATABASE_URL');
 
     await pgServer.start();
     pool = createPool(url, silentLogger, { max: 4 });
@@ -226,6 +233,10 @@ describe('PostgreSQL going away and coming back', () => {
       [down],
     );
     expect(late.rows[0].n, 'rows swept before the outage began').toBe(2_000);
+    // Once it works again, one line says how often the error repeated.
+    expect(worker.output().slice(heardBefore)).toMatch(
+      /partition jobs: the error above happened \d+ times in a row; recovered/,
+    );
     expect(await tagState(back, 'before')).toEqual({ total: 500, incomplete: 0, timed_out: 500 });
     expect(await rowsDigest(back, "request_id LIKE 'done-%'")).toEqual(done);
     const { rows } = await back.query(

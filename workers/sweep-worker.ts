@@ -2,6 +2,7 @@ import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
+import { RepeatedErrors } from '../src/log-repeats.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
@@ -54,6 +55,11 @@ export type SweepWorker = {
  * retention; partition jobs), both with the same concurrency and lock rules. Any number of
  * these processes run side by side; none is special. Resolves once Redis answers.
  */
+type SweepWorkerOptions = {
+  /** Metrics to count into (`start` shares the dashboard's); by default its own. */
+  metrics?: Metrics;
+};
+
 type SweepWorkerConfig = WorkerSettings &
   Pick<Config, 'REDIS_URL' | 'DATABASE_URL' | 'QUEUE_PREFIX'> &
   Partial<Pick<Config, 'DATABASE_READ_URL'>>;
@@ -61,8 +67,9 @@ type SweepWorkerConfig = WorkerSettings &
 export async function startSweepWorker(
   config: SweepWorkerConfig,
   logger: Logger,
+  options: SweepWorkerOptions = {},
 ): Promise<SweepWorker> {
-  const sweeper = createSweepWorker(config, logger);
+  const sweeper = createSweepWorker(config, logger, options);
   await sweeper.ready;
   return sweeper;
 }
@@ -71,7 +78,11 @@ export async function startSweepWorker(
  * The sweep worker, returned at once: it connects in the background (`ready`), so that a
  * process started during a Redis outage can serve its probes and shut down cleanly meanwhile.
  */
-export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): SweepWorker {
+export function createSweepWorker(
+  config: SweepWorkerConfig,
+  logger: Logger,
+  options: SweepWorkerOptions = {},
+): SweepWorker {
   const redis = createRedis(config, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(config.DATABASE_URL, logger, {
@@ -85,7 +96,8 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
         applicationName: 'audit-sweeper worker gauges',
       })
     : pool;
-  const metrics = createMetrics({ pool: gaugePool, staleAfterMs: config.STALE_AFTER, logger });
+  const metrics =
+    options.metrics ?? createMetrics({ pool: gaugePool, staleAfterMs: config.STALE_AFTER, logger });
   const shutdown = new AbortController();
   const ctx: JobContext = {
     settings: config,
@@ -97,6 +109,7 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
     shutdown: shutdown.signal,
   };
 
+  const repeats = new RepeatedErrors(logger);
   const startWorker = (queueName: string) => {
     const processors = PROCESSORS[queueName] ?? {};
     const worker = new TolerantWorker(
@@ -128,12 +141,16 @@ export function createSweepWorker(config: SweepWorkerConfig, logger: Logger): Sw
         removeOnFail: KEEP_FAILED,
       },
     );
+    // Once per change of state, with a count: a database outage fails every job attempt.
     worker.on('failed', (job, err) =>
-      logger.error(
-        { job: job?.id, name: job?.name, attemptsMade: job?.attemptsMade, err: err.message },
+      repeats.failed(
+        `${job?.name ?? 'unknown'} jobs`,
+        err.message,
+        { job: job?.id, name: job?.name, attemptsMade: job?.attemptsMade },
         'job failed',
       ),
     );
+    worker.on('completed', (job) => repeats.succeeded(`${job.name} jobs`));
     // A worker's errors are Redis errors (a job's own go to 'failed'): logged with the
     // connection's, once per change of state, not once per bounced command during a failover.
     worker.on('error', (err) => redisTrouble(redis, err));

@@ -2,9 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
+import { errorMessage } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import { connectProducer } from '../queue/connection.ts';
+import { createRedis, refuseWrongRedisTopology } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
 
@@ -29,7 +30,19 @@ export async function startDashboardService(
   options: { metrics?: Metrics } = {},
 ) {
   const credentials = resolveCredentials(config, logger);
-  const redis = await connectProducer(config, logger);
+  // A REDIS_URL of the wrong topology is a bad setting (exit 2). A Redis that does not answer is
+  // an outage: the dashboard starts anyway (its probes, the audit-log API and what PostgreSQL can
+  // tell work without it) and the connection keeps trying in the background.
+  await refuseWrongRedisTopology(config, logger);
+  const redis = createRedis(config, 'producer', logger);
+  redis
+    .connect()
+    .catch((err) =>
+      logger.warn(
+        { err: errorMessage(err) },
+        'Redis unreachable at start (check REDIS_URL); serving without it and reconnecting',
+      ),
+    );
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, logger);
   const metrics =
@@ -50,6 +63,7 @@ export async function startDashboardService(
     'dashboard listening',
   );
   return {
+    metrics,
     close: async () => {
       await closeServer(server);
       await Promise.allSettled([closeSweepQueue(sq), pool.end(), apiPool.end()]);

@@ -1,5 +1,7 @@
 import { type Config, ConfigError, loadConfig } from '../config.ts';
 import { RedisSetupError } from '../redis-client.ts';
+import { scrubSecrets } from '../secrets.ts';
+import { VERSION } from '../version.ts';
 import { type OptionSpec, type OptionValues, parseOptions, UsageError } from './options.ts';
 import { SIMULATE_OPTIONS } from './simulate-options.ts';
 
@@ -11,6 +13,8 @@ type Verb = {
   summary: string;
   usage: string;
   options: OptionSpec;
+  /** One line per option, for --help (test/cli.test.ts checks that none is missing). */
+  optionHelp: Record<string, string>;
   load: () => Promise<{ run: (config: Config, options: OptionValues) => Promise<number> }>;
 };
 
@@ -20,26 +24,35 @@ const VERBS: Record<string, Verb> = {
       'create the database if needed and apply pending migrations (safe to run from every pod)',
     usage: 'audit-sweeper migrate',
     options: {},
+    optionHelp: {},
     load: () => import('./migrate.ts'),
   },
   worker: {
     summary: 'run a sweep worker (scale by running more); serves /healthz, /readyz, /metrics',
     usage: 'audit-sweeper worker',
     options: {},
+    optionHelp: {},
     load: () => import('./worker.ts'),
   },
   start: {
     summary: 'migrate, then run a worker and the dashboard in one process (one machine; npm start)',
     usage: 'audit-sweeper start',
     options: {},
+    optionHelp: {},
     load: () => import('./start.ts'),
   },
   sweep: {
     summary: 'ask the workers for a sweep now; --wait prints its result, --json as JSON',
-    usage: 'audit-sweeper sweep [--wait] [--json]',
+    usage: 'audit-sweeper sweep [--wait [--timeout 5m]] [--json]',
     options: {
       wait: { type: 'boolean', default: false },
+      timeout: { type: 'string' },
       json: { type: 'boolean', default: false },
+    },
+    optionHelp: {
+      wait: 'wait for the run to finish and print its totals (exit 1 if a partition failed)',
+      timeout: 'with --wait: give up after this long, exit 3 (default 5m; e.g. 30s, 2h)',
+      json: 'print JSON instead of text',
     },
     load: () => import('./sweep.ts'),
   },
@@ -48,6 +61,10 @@ const VERBS: Record<string, Verb> = {
       'show the backlog, oldest incomplete entry, schedules and last runs; --json for one JSON object',
     usage: 'audit-sweeper status [--json] [--runs N]',
     options: { json: { type: 'boolean', default: false }, runs: { type: 'string', default: '10' } },
+    optionHelp: {
+      json: 'print one JSON object instead of text',
+      runs: 'how many of the last runs to show, 1 to 500 (default 10)',
+    },
     load: () => import('./status.ts'),
   },
   dashboard: {
@@ -55,6 +72,7 @@ const VERBS: Record<string, Verb> = {
       'serve the operator dashboard, Bull Board, the audit-log API and /metrics (Basic auth)',
     usage: 'audit-sweeper dashboard',
     options: {},
+    optionHelp: {},
     load: () => import('./dashboard.ts'),
   },
   simulate: {
@@ -62,22 +80,41 @@ const VERBS: Record<string, Verb> = {
       'write demo audit traffic (init, then complete); a fraction never completes, as if crashed',
     usage: 'audit-sweeper simulate [--rate 20] [--crash-ratio 0.05] [--duration 30s] [--seed N]',
     options: SIMULATE_OPTIONS,
+    optionHelp: {
+      rate: 'operations started per second, up to 10000 (default 20)',
+      'crash-ratio': 'fraction 0..1 of operations never completed (default 0.05)',
+      duration: 'how long to run, e.g. 30s or 5m (default: until SIGINT/SIGTERM)',
+      seed: 'a whole number: the same traffic every time (default random)',
+    },
     load: () => import('./simulate.ts'),
   },
 };
 
+/** `--name <value>` or `--name`, then what it does. */
+function optionLines(verb: Verb): string[] {
+  return Object.entries(verb.options).map(([name, spec]) => {
+    const flag = `--${name}${spec.type === 'string' ? ' <value>' : ''}`;
+    return `      ${flag.padEnd(22)} ${verb.optionHelp[name] ?? ''}`;
+  });
+}
+
 function help(): string {
   const width = Math.max(...Object.keys(VERBS).map((v) => v.length));
-  const lines = Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`);
+  const lines = Object.entries(VERBS).flatMap(([name, v]) => [
+    `  ${name.padEnd(width)}  ${v.summary}`,
+    ...optionLines(v),
+  ]);
   return [
-    'audit-sweeper: finalizes audit-log entries whose completion was lost, and serves the log.',
+    `audit-sweeper ${VERSION}: finalizes audit-log entries whose completion was lost, and serves the log.`,
     '',
     'Usage: audit-sweeper <command> [options]',
+    '       audit-sweeper --version | --help',
     '',
-    'Commands:',
+    'Commands and their options:',
     ...lines,
     '',
     'Settings come from environment variables (see README.md); a bad one exits with code 2.',
+    'Logs are JSON lines on stdout; `npx pino-pretty` makes them readable.',
   ].join('\n');
 }
 
@@ -87,13 +124,22 @@ export async function main(argv: string[]): Promise<number> {
     console.log(help());
     return verbName ? 0 : 2;
   }
+  if (verbName === '--version' || verbName === '-V' || verbName === 'version') {
+    console.log(VERSION);
+    return 0;
+  }
   const verb = VERBS[verbName];
   if (!verb) {
     console.error(`unknown command "${verbName}"; run audit-sweeper --help`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`Usage: ${verb.usage}\n\n${verb.summary}`);
+    const options = optionLines(verb);
+    console.log(
+      [`Usage: ${verb.usage}`, '', verb.summary, ...(options.length ? ['', ...options] : [])].join(
+        '\n',
+      ),
+    );
     return 0;
   }
   const options = parseOptions(rest, verb.options);
@@ -102,7 +148,8 @@ export async function main(argv: string[]): Promise<number> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(err.message);
+      // The message never holds a secret (ConfigError hides them); scrubbing is a second guard.
+      console.error(scrubSecrets(err.message));
       return 2;
     }
     throw err;
@@ -123,11 +170,12 @@ main(process.argv.slice(2)).then(
       err instanceof RedisSetupError ||
       (typeof err?.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_'))
     ) {
-      console.error(err.message);
+      console.error(scrubSecrets(err.message));
       process.exitCode = 2;
       return;
     }
-    console.error(err instanceof Error ? err.message : err);
+    // An error's message may quote a connection URL: never print its password.
+    console.error(scrubSecrets(err instanceof Error ? err.message : String(err)));
     process.exitCode = 1;
   },
 );

@@ -12,19 +12,33 @@ import { shutdownTimeoutMs, startWorkerService } from './worker.ts';
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'start');
   await migrate(config.DATABASE_URL, logger);
-  const worker = await startWorkerService(config, logger);
-  const dashboard = await startDashboardService(config, logger, { metrics: worker.metrics }).catch(
+  // The dashboard first: it starts without Redis, while the worker waits for it (and keeps
+  // trying), so an operator can look at the page during a Redis outage at boot. The worker
+  // counts into the dashboard's metrics, so /metrics on either port shows them.
+  const dashboard = await startDashboardService(config, logger);
+  let worker: Awaited<ReturnType<typeof startWorkerService>> | undefined;
+  const workerStarted = startWorkerService(config, logger, { metrics: dashboard.metrics }).then(
+    (w) => {
+      worker = w;
+    },
+  );
+  // A worker that cannot start (a bad port, say) ends the process; one waiting for Redis does not.
+  const failed = workerStarted.then(
+    () => new Promise<never>(() => {}),
     async (err) => {
-      await worker.close();
+      await dashboard.close();
       throw err;
     },
   );
-  return runUntilSignal(
+  const stopped = runUntilSignal(
     logger,
     async () => {
       await dashboard.close();
-      await worker.close();
+      if (worker) await worker.close();
+      // Still waiting for Redis: it holds no job and no lock, so there is nothing to hand over.
+      else setImmediate(() => process.exit(0));
     },
     shutdownTimeoutMs(config),
   );
+  return Promise.race([stopped, failed]);
 }

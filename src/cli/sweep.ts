@@ -1,15 +1,33 @@
 import type { Config } from '../config.ts';
+import { DURATION_HINT, formatDuration, parseDuration } from '../duration.ts';
 import { createLogger } from '../log.ts';
 import { connectProducer } from '../queue/connection.ts';
-import { requestSweep, waitForSweep } from '../queue/request-sweep.ts';
-import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
-import type { OptionValues } from './options.ts';
+import { requestSweep, SweepTimeoutError, waitForSweep } from '../queue/request-sweep.ts';
+import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../queue/sweep-queue.ts';
+import { readSweepProgress } from '../read/sweep-progress.ts';
+import { type OptionValues, UsageError } from './options.ts';
+
+/** How long `sweep --wait` waits by default; a big backlog may need `--timeout 1h`. */
+const DEFAULT_TIMEOUT = '5m';
+/** Then `sweep --wait` says that no worker has taken the request. */
+const NO_WORKER_AFTER_MS = 5_000;
+/** `sweep --wait` gave up waiting. */
+export const EXIT_TIMEOUT = 3;
 
 /**
- * `audit-sweeper sweep [--wait] [--json]`: asks the workers for a sweep now. With --wait, prints
- * the run's totals and exits 1 if a partition failed.
+ * `audit-sweeper sweep [--wait [--timeout D]] [--json]`: asks the workers for a sweep now. With
+ * --wait, prints the run's totals and exits 1 if a partition failed, 3 if it did not finish
+ * within the timeout. Notes go to stderr, so that stdout holds only the result.
  */
 export async function run(config: Config, options: OptionValues): Promise<number> {
+  if (options.timeout !== undefined && !options.wait)
+    throw new UsageError('--timeout only applies with --wait');
+  const timeoutText = String(options.timeout ?? DEFAULT_TIMEOUT);
+  const timeoutMs = parseDuration(timeoutText);
+  if (timeoutMs === undefined || timeoutMs < 1_000)
+    throw new UsageError(
+      `--timeout must be ${DURATION_HINT} of at least 1s, got "${options.timeout}"`,
+    );
   const logger = createLogger(config.LOG_LEVEL, 'sweep');
   const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
@@ -19,22 +37,48 @@ export async function run(config: Config, options: OptionValues): Promise<number
       print(options.json, { requested: tickId }, `sweep requested (job ${tickId})`);
       return 0;
     }
-    // Generous: a run may have a large backlog to drain; workers continue it in new jobs.
-    const summary = await waitForSweep(sq, tickId, {
-      redisUrl: config.REDIS_URL,
-      timeoutMs: 24 * 3_600_000,
-      logger,
-    });
-    const text = [
-      `run ${summary.runId}: ${summary.finalized} entries timed out in ${summary.chunks} chunks over ${summary.partitions} partitions, ${summary.durationMs} ms`,
-      ...summary.failedPartitions.map((f) => `  partition ${f.partition} failed: ${f.error}`),
-    ].join('\n');
-    print(options.json, summary, text);
-    return summary.failedPartitions.length ? 1 : 0;
+    try {
+      const summary = await waitForSweep(sq, tickId, {
+        redisUrl: config.REDIS_URL,
+        timeoutMs,
+        logger,
+        noWorkerAfterMs: NO_WORKER_AFTER_MS,
+        onNoWorker: (paused) =>
+          console.error(
+            paused
+              ? `waiting for a worker: the queue is paused (resume it in Bull Board); giving up after ${formatDuration(timeoutMs)}`
+              : `waiting for a worker: none has taken the request after ${NO_WORKER_AFTER_MS / 1000}s (is \`audit-sweeper worker\` running with this REDIS_URL and QUEUE_PREFIX=${config.QUEUE_PREFIX}?); giving up after ${formatDuration(timeoutMs)}`,
+          ),
+      });
+      const text = [
+        `run ${summary.runId}: ${summary.finalized} entries timed out in ${summary.chunks} chunks over ${summary.partitions} partitions, ${summary.durationMs} ms`,
+        ...summary.failedPartitions.map((f) => `  partition ${f.partition} failed: ${f.error}`),
+      ].join('\n');
+      print(options.json, summary, text);
+      return summary.failedPartitions.length ? 1 : 0;
+    } catch (err) {
+      if (!(err instanceof SweepTimeoutError)) throw err;
+      console.error(
+        `timed out after ${formatDuration(timeoutMs)}: ${await whereItStands(sq, tickId)}`,
+      );
+      return EXIT_TIMEOUT;
+    }
   } finally {
     await closeSweepQueue(sq);
     redis.disconnect();
   }
+}
+
+/** One line on where a sweep request stands, for the timeout message. */
+async function whereItStands(sq: SweepQueue, tickId: string): Promise<string> {
+  const p = await readSweepProgress(sq, tickId).catch(() => null);
+  if (!p) return `sweep request ${tickId} is gone from the queue`;
+  if (!p.runId)
+    return `no worker has taken sweep request ${tickId} (${p.tickState}); the request stays queued`;
+  const done = p.progress
+    ? `, ${p.progress.partitionsDone} of ${p.progress.partitions} partitions done, ${p.progress.finalized} entries timed out so far`
+    : '';
+  return `run ${p.runId} is still under way${done}; it goes on without this command (see \`audit-sweeper status\`)`;
 }
 
 function print(json: unknown, value: unknown, text: string) {

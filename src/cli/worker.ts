@@ -4,6 +4,7 @@ import { createSweepWorker } from '../../workers/sweep-worker.ts';
 import type { Config } from '../config.ts';
 import { probeErrorHandler, probesRouter } from '../http/probes.ts';
 import { createLogger, type Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import { refuseWrongRedisTopology } from '../queue/connection.ts';
 import { RedisSetupError } from '../redis-client.ts';
 import { closeServer, listen, runUntilSignal, waitForSignal } from './lifecycle.ts';
@@ -47,9 +48,9 @@ export const shutdownTimeoutMs = (config: Config) => 2 * config.SWEEP_LOCK_TTL +
 export async function startWorkerService(
   config: Config,
   logger: Logger,
-  options: { waitUntilReady?: boolean } = {},
+  options: { waitUntilReady?: boolean; metrics?: Metrics } = {},
 ) {
-  const sweeper = createSweepWorker(config, logger);
+  const sweeper = createSweepWorker(config, logger, { metrics: options.metrics });
   const app = express()
     .disable('x-powered-by')
     .use(probesRouter({ ...sweeper, logger }))

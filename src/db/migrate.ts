@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
 import * as sql from '../sql/migrations.ts';
+import { nameConnectionError } from './pool.ts';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
@@ -31,7 +32,9 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
     connectionString: databaseUrl,
     application_name: 'audit-sweeper migrate',
   });
-  await client.connect();
+  await client.connect().catch((err: unknown) => {
+    throw nameConnectionError(err, databaseUrl);
+  });
   try {
     await sql.lockMigrations(client);
     await sql.createMigrationsTable(client);
@@ -68,7 +71,8 @@ async function createDatabaseIfMissing(databaseUrl: string, logger: Logger): Pro
     await probe.connect();
     return;
   } catch (err) {
-    if ((err as { code?: string }).code !== '3D000') throw err; // 3D000: database does not exist
+    // 3D000: database does not exist
+    if ((err as { code?: string }).code !== '3D000') throw nameConnectionError(err, databaseUrl);
   } finally {
     await probe.end().catch(() => {});
   }
@@ -76,7 +80,9 @@ async function createDatabaseIfMissing(databaseUrl: string, logger: Logger): Pro
   const name = decodeURIComponent(url.pathname.slice(1));
   url.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: url.toString() });
-  await admin.connect();
+  await admin.connect().catch((err: unknown) => {
+    throw nameConnectionError(err, databaseUrl);
+  });
   try {
     await sql.createDatabase(admin, name);
     logger.info({ database: name }, 'database created');

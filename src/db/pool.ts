@@ -12,7 +12,7 @@ export function createPool(
   logger: Logger,
   options: { max?: number; applicationName?: string; statementTimeoutMs?: number } = {},
 ): Pool {
-  const pool = new pg.Pool({
+  const pool = new NamedErrorsPool({
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'audit-sweeper',
@@ -23,6 +23,41 @@ export function createPool(
   });
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
   return pool;
+}
+
+/**
+ * Says which server and setting a connection error is about: a bare "connect ECONNREFUSED
+ * 127.0.0.1:5432" (from a worker that also talks to Redis) does not. Changes the error in place,
+ * keeping its code, so isTransientDatabaseError still recognizes it.
+ */
+export function nameConnectionError(err: unknown, connectionString: string | undefined): unknown {
+  if (!(err instanceof Error) || err.message.startsWith('PostgreSQL')) return err;
+  let where = 'PostgreSQL';
+  try {
+    const url = new URL(connectionString ?? '');
+    where = `PostgreSQL at ${url.hostname}:${url.port || 5432}${url.pathname}`;
+  } catch {
+    // Not a URL (cannot happen after config validation): name the server only.
+  }
+  err.message = `${where} is unreachable or refused the connection (check DATABASE_URL): ${err.message}`;
+  return err;
+}
+
+/** A pool whose connection errors name PostgreSQL and DATABASE_URL (nameConnectionError). */
+class NamedErrorsPool extends pg.Pool {
+  // pg.Pool.connect has a callback form (used by pool.query) and a promise form.
+  // biome-ignore lint/suspicious/noExplicitAny: forwards both of pg's overloads unchanged.
+  override connect(...args: any[]): any {
+    const cs = this.options.connectionString;
+    const cb = args[0];
+    if (typeof cb === 'function')
+      return super.connect((err, client, done) =>
+        cb(err ? nameConnectionError(err, cs) : err, client, done),
+      );
+    return super.connect().catch((err: unknown) => {
+      throw nameConnectionError(err, cs);
+    });
+  }
 }
 
 /** True for errors that a retry can cure: lost connections, shutdowns, deadlocks, overload. */

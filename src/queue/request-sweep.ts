@@ -22,13 +22,31 @@ export async function requestSweep(sq: SweepQueue): Promise<string> {
   return job.id;
 }
 
-/** Waits until the tick has started (or joined) a run and that run has finished; its totals. */
+/** `waitForSweep` gave up: the run (or the tick, if no worker took it) was not done in time. */
+export class SweepTimeoutError extends Error {
+  override name = 'SweepTimeoutError';
+}
+
+/** States in which no worker has taken a job yet. */
+const NOT_TAKEN = new Set(['waiting', 'prioritized', 'delayed', 'waiting-children', 'unknown']);
+
+/**
+ * Waits until the tick has started (or joined) a run and that run has finished; its totals.
+ * Throws SweepTimeoutError after `timeoutMs` in all. `onNoWorker` is called once if no worker
+ * has taken the tick after `noWorkerAfterMs` (a stopped fleet, a paused queue, a wrong prefix).
+ */
 export async function waitForSweep(
   sq: SweepQueue,
   tickJobId: string,
-  options: { redisUrl: string; timeoutMs: number; logger: Logger },
+  options: {
+    redisUrl: string;
+    timeoutMs: number;
+    logger: Logger;
+    noWorkerAfterMs?: number;
+    onNoWorker?: (queuePaused: boolean) => void;
+  },
 ): Promise<RunSummary> {
-  const timeoutMs = options.timeoutMs;
+  const deadline = Date.now() + options.timeoutMs;
   // QueueEvents blocks on Redis, so it needs a connection of the worker kind.
   const connection = createRedis(
     { REDIS_URL: options.redisUrl, QUEUE_PREFIX: sq.prefix },
@@ -37,15 +55,36 @@ export async function waitForSweep(
   );
   const events = new QueueEvents(SWEEP_QUEUE, { connection, prefix: sq.prefix });
   events.on('error', (err) => redisTrouble(connection, err));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new SweepTimeoutError(`no result after ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+  });
+  const { onNoWorker } = options;
+  const noWorker = onNoWorker
+    ? setTimeout(async () => {
+        const state = await sq.queue.getJobState(tickJobId).catch(() => 'unknown');
+        if (NOT_TAKEN.has(state)) onNoWorker(await sq.queue.isPaused().catch(() => false));
+      }, options.noWorkerAfterMs ?? 5_000)
+    : undefined;
+  // Our own deadline decides, so BullMQ's fires just after it (its timer outlives close()).
+  const remaining = () => Math.max(1, deadline - Date.now()) + 100;
   try {
-    await events.waitUntilReady();
-    const tick = await sq.queue.getJob(tickJobId);
-    if (!tick) throw new Error(`sweep request ${tickJobId} is gone from the queue`);
-    const { runId } = (await tick.waitUntilFinished(events, timeoutMs)) as TickResult;
-    const run = await sq.queue.getJob(runJobId(runId));
-    if (!run) throw new Error(`run ${runId} is gone from the queue`);
-    return (await run.waitUntilFinished(events, timeoutMs)) as RunSummary;
+    const wait = async () => {
+      await events.waitUntilReady();
+      const tick = await sq.queue.getJob(tickJobId);
+      if (!tick) throw new Error(`sweep request ${tickJobId} is gone from the queue`);
+      const { runId } = (await tick.waitUntilFinished(events, remaining())) as TickResult;
+      const run = await sq.queue.getJob(runJobId(runId));
+      if (!run) throw new Error(`run ${runId} is gone from the queue`);
+      return (await run.waitUntilFinished(events, remaining())) as RunSummary;
+    };
+    return await Promise.race([wait(), timedOut]);
   } finally {
+    clearTimeout(timer);
+    clearTimeout(noWorker);
     await events.close();
     connection.disconnect();
   }

@@ -71,11 +71,17 @@ export type PrivateRedis = {
   destroy: () => Promise<void>;
 };
 
-/** A redis-server with no persistence at all: a restart always comes back empty. */
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+/**
+ * A redis-server with no persistence at all: a restart always comes back empty. With `password`,
+ * it requires it (and `url` carries it).
+ */
+export async function startPrivateRedis(
+  options: { password?: string } = {},
+): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-redis-'));
-  const url = `redis://127.0.0.1:${port}`;
+  const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
+  const url = `redis://${auth}127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   let log = '';
 
@@ -97,6 +103,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
         // Like production's (REFERENCE.md): BullMQ must never have keys evicted.
         '--maxmemory-policy',
         'noeviction',
+        ...(options.password ? ['--requirepass', options.password] : []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

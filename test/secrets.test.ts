@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { basic } from './support/dashboard-harness.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { processFleet, sweeperEnv } from './support/harness.ts';
+import { freePort, type PrivateRedis, startPrivateRedis } from './support/private-servers.ts';
+import { createTestPrefix } from './support/redis.ts';
+
+/**
+ * Credentials never reach a log line or an error message. Real processes run with passwords in
+ * DATABASE_URL and REDIS_URL (a Redis that requires its password), a DASHBOARD_PASSWORD, and
+ * every failure an operator is likely to meet (servers down, a wrong password, bad settings),
+ * at LOG_LEVEL=trace; then everything they wrote is searched for the secrets.
+ */
+
+const token = () => randomBytes(6).toString('hex');
+const PG_SECRET = `pgpw${token()}`;
+const REDIS_SECRET = `rdpw${token()}`;
+const WRONG_REDIS_SECRET = `wrongpw${token()}`;
+const DASHBOARD_SECRET = `dashpw${token()}`;
+const REJECTED_SECRET = `Sh0${token().slice(0, 4)}`; // 7 characters: too short, so rejected
+const SECRETS = [PG_SECRET, REDIS_SECRET, WRONG_REDIS_SECRET, DASHBOARD_SECRET, REJECTED_SECRET];
+
+let db: TestDatabase;
+let redis: PrivateRedis;
+const prefix = createTestPrefix('secrets');
+const fleet = processFleet();
+/** What every process of this file wrote, stdout and stderr. */
+const written: string[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase('secrets');
+  redis = await startPrivateRedis({ password: REDIS_SECRET });
+});
+afterEach((context) => fleet.cleanup(context));
+afterAll(async () => {
+  await redis?.destroy();
+  await db?.drop();
+  await prefix.cleanup();
+});
+
+/** The test database's URL with a password in it (the shared server trusts, so it is ignored). */
+const pgUrl = (port?: number) => {
+  const url = new URL(db.url);
+  url.password = PG_SECRET;
+  if (port) url.port = String(port);
+  return url.toString();
+};
+
+const env = (overrides: Record<string, string> = {}) =>
+  sweeperEnv(
+    { databaseUrl: pgUrl(), prefix: prefix.prefix, redisUrl: redis.url },
+    {
+      LOG_LEVEL: 'trace',
+      SWEEP_EVERY: '1s',
+      SWEEP_PARTITIONS: '4',
+      DASHBOARD_PORT: '0',
+      DASHBOARD_PASSWORD: DASHBOARD_SECRET,
+      ...overrides,
+    },
+  );
+
+/** Runs a command to its end; keeps what it wrote. */
+async function run(args: string[], e: Record<string, string>) {
+  const p = fleet.start(args, e);
+  const code = await p.exited;
+  written.push(p.output());
+  return { code, output: p.output() };
+}
+
+describe('credentials stay out of logs and errors', () => {
+  it('a working fleet: migrate, worker, sweep, status, dashboard (with a wrong login)', async () => {
+    expect((await run(['migrate'], env())).code).toBe(0);
+    const worker = fleet.start(['worker'], env());
+    await worker.waitForOutput(/sweep worker started/);
+    const sweep = await run(['sweep', '--wait', '--json'], env());
+    expect(sweep.code, sweep.output).toBe(0);
+    expect((await run(['status'], env())).code).toBe(0);
+
+    const dashboard = fleet.start(['dashboard'], env());
+    const { port } = JSON.parse(await dashboard.waitForOutput(/dashboard listening/));
+    const origin = `http://127.0.0.1:${port}`;
+    const wrong = await fetch(`${origin}/api/overview`, {
+      headers: { authorization: basic('admin', `${DASHBOARD_SECRET}x`) },
+    });
+    expect(wrong.status).toBe(401);
+    const right = await fetch(`${origin}/api/overview`, {
+      headers: { authorization: basic('admin', DASHBOARD_SECRET) },
+    });
+    expect(right.status).toBe(200);
+    for (const p of [worker, dashboard]) {
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+      written.push(p.output());
+    }
+  });
+
+  it('PostgreSQL down: errors name PostgreSQL and DATABASE_URL, never the password', async () => {
+    const deadPort = await freePort();
+    const migrate = await run(['migrate'], env({ DATABASE_URL: pgUrl(deadPort) }));
+    expect(migrate.code).toBe(1);
+    expect(migrate.output).toMatch(/PostgreSQL at 127\.0\.0\.1:\d+\/\S+ .*check DATABASE_URL/);
+
+    const worker = fleet.start(['worker'], env({ DATABASE_URL: pgUrl(deadPort) }));
+    const failed = await worker.waitForOutput(/"msg":"job failed"/);
+    expect(failed).toContain('PostgreSQL');
+    expect(failed).toContain('DATABASE_URL');
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    written.push(worker.output());
+  });
+
+  it('Redis down or refusing the password; bad settings', async () => {
+    const deadRedis = `redis://:${REDIS_SECRET}@127.0.0.1:${await freePort()}`;
+    const down = await run(['status'], env({ REDIS_URL: deadRedis }));
+    expect(down.code).toBe(1);
+    expect(down.output).toContain('redis://:***@127.0.0.1');
+    expect(down.output).toContain('check REDIS_URL');
+
+    const wrongPassword = redis.url.replace(REDIS_SECRET, WRONG_REDIS_SECRET);
+    expect((await run(['sweep'], env({ REDIS_URL: wrongPassword }))).code).not.toBe(0);
+
+    const rejected = await run(['status'], env({ DASHBOARD_PASSWORD: REJECTED_SECRET }));
+    expect(rejected.code).toBe(2);
+    expect(rejected.output.trim().split('\n')).toEqual([
+      expect.stringMatching(/^invalid setting DASHBOARD_PASSWORD \(value not shown/),
+    ]);
+    const badScheme = await run(
+      ['status'],
+      env({ REDIS_URL: `http://:${REDIS_SECRET}@127.0.0.1:6379` }),
+    );
+    expect(badScheme.code).toBe(2);
+    expect(badScheme.output).toContain('REDIS_URL="http://:***@127.0.0.1:6379"');
+  });
+
+  it('no secret appears in anything the processes wrote', () => {
+    const all = written.join('\n');
+    // Plenty was written, URLs included, so the search means something.
+    expect(all.split('\n').length).toBeGreaterThan(30);
+    expect(all).toContain('127.0.0.1');
+    for (const secret of SECRETS) {
+      expect(all).not.toContain(secret);
+      expect(all).not.toContain(encodeURIComponent(secret));
+    }
+  });
+});
