@@ -23,7 +23,7 @@ import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
  * the primary can still appear: a reader that follows the page tokens gets every entry once.
  */
 
-const MARGIN_MS = 1_000;
+const MARGIN_MS = 2_000;
 let pair: ReplicatedPostgres;
 let primary: Pool;
 let store: AuditLogStore;

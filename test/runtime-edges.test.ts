@@ -200,7 +200,7 @@ describe('PostgreSQL down', () => {
       const ready = await fetch(`${origin}/readyz`);
       await expectGenericReadiness(ready, 'postgres');
       expect(lines.join('\n')).toMatch(
-        /"dependency":"postgres","error":"connect ECONNREFUSED.*readiness check failed/,
+        /"dependency":"postgres","error":"PostgreSQL at [^"]*connect ECONNREFUSED.*readiness check failed/,
       );
     } finally {
       await closeServer(server);

@@ -175,7 +175,7 @@ export function createSweepWorker(
   const ready = (async () => {
     // A REDIS_URL of the wrong scheme (a cluster node, a replica, an unknown master) rejects
     // `ready` with a RedisSetupError: one clear line instead of MOVED or READONLY errors.
-    await checkRedisForWorker(config, logger);
+    await checkRedisForWorker(config, logger, shutdown.signal);
     await Promise.all(workers.map((w) => w.waitUntilReady()));
     await ensureSchedulers();
     started = true;

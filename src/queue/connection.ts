@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import {
@@ -36,10 +37,16 @@ export async function connectProducer(config: RedisSettings, logger: Logger): Pr
  * The same check for a worker, which must wait out a Redis that is not up yet: retries while
  * nothing answers (logging that once), throws RedisSetupError at once on a wrong topology.
  */
-export async function checkRedisForWorker(config: RedisSettings, logger: Logger): Promise<void> {
+export async function checkRedisForWorker(
+  config: RedisSettings,
+  logger: Logger,
+  /** A worker closed before Redis answered stops waiting (its timers would keep it alive). */
+  signal?: AbortSignal,
+): Promise<void> {
   const target = parseRedisUrl(config.REDIS_URL);
   let logged = false;
   for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
     try {
       for (const warning of await checkRedisTopology(target)) logger.warn(warning);
       if (logged) logger.info('Redis answers; starting');
@@ -48,7 +55,7 @@ export async function checkRedisForWorker(config: RedisSettings, logger: Logger)
       if (err instanceof RedisSetupError) throw err;
       if (!logged) logger.warn({ err }, 'Redis does not answer yet; waiting for it');
       logged = true;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(attempt * 200, 5_000)));
+      await sleep(Math.min(attempt * 200, 5_000), undefined, { signal });
     }
   }
 }
