@@ -60,6 +60,9 @@ export function errorHandler(logger: Logger) {
 function isUnavailable(err: unknown): boolean {
   if (isTransientDatabaseError(err)) return true;
   const message = err instanceof Error ? err.message : '';
-  // ioredis with the offline queue off, or a connection being re-made.
-  return /Stream isn't writeable|Connection is closed|max retries per request/i.test(message);
+  // ioredis with the offline queue off, or a connection being re-made; a Redis Cluster client
+  // still (re)learning its slots, or its masters failing over.
+  return /Stream isn't writeable|Connection is closed|max retries per request|Cluster isn't ready|CLUSTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
+    message,
+  );
 }

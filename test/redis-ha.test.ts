@@ -211,6 +211,8 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
     fetch(`http://127.0.0.1:${port}${path}`, {
       headers: { authorization: basic('admin', PASSWORD) },
     });
+  // The dashboard serves at once and connects to Redis in the background: ready, then asked.
+  await expect.poll(async () => (await get('/readyz')).status, { timeout: 30_000 }).toBe(200);
   const overview = await get('/api/overview');
   expect(overview.status).toBe(200);
   const body = await overview.json();

@@ -16,6 +16,7 @@ import {
 } from '../src/queue/sweep-queue.ts';
 import { TolerantWorker } from '../src/queue/tolerant-job.ts';
 import { redisTrouble } from '../src/redis-client.ts';
+import { type FetchState, watchFetching } from './fetch-watchdog.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
 import { checkJobEntry } from './job-entry.ts';
 import { processPartition } from './jobs/partition.ts';
@@ -25,6 +26,9 @@ import { processTick } from './jobs/tick.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: each processor narrows its own job's data type.
 type Processor = (job: Job<any>, ctx: JobContext) => Promise<unknown>;
+
+/** A queue with jobs due and this process's Worker for it idle this long: replace the Worker. */
+const FETCH_STUCK_AFTER_MS = 15_000;
 
 /**
  * Which function processes each job name, per queue: one file per job kind, under jobs/. A job
@@ -110,7 +114,7 @@ export function createSweepWorker(
   };
 
   const repeats = new RepeatedErrors(logger);
-  const startWorker = (queueName: string) => {
+  const startWorker = (queueName: string, state: FetchState) => {
     const processors = PROCESSORS[queueName] ?? {};
     const worker = new TolerantWorker(
       queueName,
@@ -118,7 +122,13 @@ export function createSweepWorker(
         // Every job's name and data are checked here, before any processor sees them.
         job.data = await checkJobEntry(job, queueName);
         const process = processors[job.name as JobName] as Processor;
-        return process(job, ctx);
+        state.active += 1;
+        state.lastStart = Date.now();
+        try {
+          return await process(job, ctx);
+        } finally {
+          state.active -= 1;
+        }
       },
       {
         connection: redis,
@@ -156,7 +166,25 @@ export function createSweepWorker(
     worker.on('error', (err) => redisTrouble(redis, err));
     return worker;
   };
-  const workers = [startWorker(SWEEP_QUEUE), startWorker(PARTITION_QUEUE)];
+  const slots = [sq.queue, sq.partitions].map((queue) => {
+    const state: FetchState = { active: 0, lastStart: Date.now() };
+    const slot = { queue, state, worker: startWorker(queue.name, state), stopWatching: () => {} };
+    slot.stopWatching = watchFetching({
+      queue,
+      state: () => slot.state,
+      replace: () => {
+        const stuck = slot.worker;
+        slot.state = { active: 0, lastStart: Date.now() };
+        slot.worker = startWorker(queue.name, slot.state);
+        // It runs nothing; do not wait for its parked fetch loop.
+        stuck.close(true).catch(() => {});
+      },
+      stuckAfterMs: FETCH_STUCK_AFTER_MS,
+      logger,
+    });
+    return slot;
+  });
+  const workers = () => slots.map((s) => s.worker);
 
   const ensureSchedulers = () =>
     Promise.all([
@@ -176,7 +204,7 @@ export function createSweepWorker(
     // A REDIS_URL of the wrong scheme (a cluster node, a replica, an unknown master) rejects
     // `ready` with a RedisSetupError: one clear line instead of MOVED or READONLY errors.
     await checkRedisForWorker(config, logger, shutdown.signal);
-    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    await Promise.all(workers().map((w) => w.waitUntilReady()));
     await ensureSchedulers();
     started = true;
     logger.info(
@@ -200,11 +228,12 @@ export function createSweepWorker(
       clearInterval(resync);
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
+      for (const s of slots) s.stopWatching();
       // Never connected: there is no job to wait for, and closing BullMQ's side would wait for
       // a Redis that does not answer. Cut the connection first.
       if (!started) redis.disconnect();
       // Waits for the chunk under way; the command's runUntilSignal bounds the whole shutdown.
-      await Promise.all(workers.map((w) => w.close(!started)));
+      await Promise.all(workers().map((w) => w.close(!started)));
       await closeSweepQueue(sq);
       await pool.end();
       if (gaugePool !== pool) await gaugePool.end();
