@@ -106,13 +106,23 @@ function toWire(entry: Entry): unknown {
   return snakeCase(entry);
 }
 
+/** camelCase -> snake_case per key name, computed once: this runs for every field of a page. */
+const SNAKE = new Map<string, string>();
+const snakeKey = (key: string) => {
+  let snake = SNAKE.get(key);
+  if (snake === undefined) {
+    snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    SNAKE.set(key, snake);
+  }
+  return snake;
+};
+
+// A plain loop: with Object.entries/fromEntries and a regex per key, this conversion took about
+// a quarter of the dashboard's CPU time under API load (measured with --cpu-prof).
 function snakeCase(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(snakeCase);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([key, v]) => [
-      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
-      snakeCase(v),
-    ]),
-  );
+  const out: Record<string, unknown> = {};
+  for (const key in value) out[snakeKey(key)] = snakeCase((value as Record<string, unknown>)[key]);
+  return out;
 }
