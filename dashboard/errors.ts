@@ -61,5 +61,7 @@ function isUnavailable(err: unknown): boolean {
   if (isTransientDatabaseError(err)) return true;
   const message = err instanceof Error ? err.message : '';
   // ioredis with the offline queue off, or a connection being re-made.
-  return /Stream isn't writeable|Connection is closed|max retries per request/i.test(message);
+  return /Stream isn't writeable|Connection is closed|max retries per request|isn't ready and enableOfflineQueue/i.test(
+    message,
+  );
 }
