@@ -62,7 +62,7 @@ function isUnavailable(err: unknown): boolean {
   const message = err instanceof Error ? err.message : '';
   // ioredis with the offline queue off, or a connection being re-made; a Redis Cluster client
   // still (re)learning its slots, or its masters failing over.
-  return /Stream isn't writeable|Connection is closed|max retries per request|Cluster isn't ready|CLUSTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
+  return /Stream isn't writeable|Connection is closed|max retries per request|isn't ready and enableOfflineQueue|Cluster isn't ready|CLUSTERDOWN|Too many Cluster redirections|Failed to refresh slots cache/i.test(
     message,
   );
 }

@@ -173,9 +173,12 @@ export async function connectRedis(
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new Error(`cannot reach ${describeRedisTarget(target)}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new Error(
+      `cannot reach ${describeRedisTarget(target)} (check REDIS_URL): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   return client;
 }

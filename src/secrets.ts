@@ -24,9 +24,16 @@ export function registerSecret(value: string | undefined): void {
 /** Registers the password of a connection URL (as written and decoded). */
 export function registerUrlSecret(url: string): void {
   try {
-    const password = new URL(url).password;
-    registerSecret(password);
-    registerSecret(decodeURIComponent(password));
+    const parsed = new URL(url);
+    // The URL's own password, and any in its query (redis+sentinel://...?sentinelPassword=).
+    const passwords = [
+      parsed.password,
+      ...[...parsed.searchParams].filter(([k]) => /password/i.test(k)).map(([, v]) => v),
+    ];
+    for (const password of passwords) {
+      registerSecret(password);
+      registerSecret(decodeURIComponent(password));
+    }
   } catch {
     // Not a URL: nothing to register.
   }

@@ -113,8 +113,26 @@ describe('start with Redis unreachable at boot', () => {
 
     await redis.start();
     await start.waitForOutput(/sweep worker started/);
+    // It sweeps: its first tick (the schedule fires at once) makes a run.
+    await start.waitForOutput(/"msg":"sweep run finished"/);
     await expect.poll(async () => (await fetch(`${origin}/readyz`)).status).toBe(200);
     start.child.kill('SIGTERM');
     expect(await start.exited).toBe(0);
+  });
+
+  it('stops cleanly on SIGTERM while still waiting for Redis', async () => {
+    const deadRedis = `redis://127.0.0.1:${redis?.port ?? 1}`;
+    await redis?.kill();
+    const start = fleet.start(
+      ['start'],
+      sweeperEnv(
+        { databaseUrl: db.url, prefix: prefix.prefix, redisUrl: deadRedis },
+        { DASHBOARD_PORT: '0', DASHBOARD_PASSWORD: 'operator-cli-password' },
+      ),
+    );
+    await start.waitForOutput(/dashboard listening/);
+    start.child.kill('SIGTERM');
+    expect(await start.exited, start.output()).toBe(0);
+    expect(start.output()).toContain('"msg":"shut down cleanly"');
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { registerUrlSecret, scrubSecrets } from '../src/secrets.ts';
 import { basic } from './support/dashboard-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { processFleet, sweeperEnv } from './support/harness.ts';
@@ -67,6 +68,27 @@ async function run(args: string[], e: Record<string, string>) {
   written.push(p.output());
   return { code, output: p.output() };
 }
+
+describe('scrubSecrets', () => {
+  it.each([
+    ['postgres://root:pw1@db:5432/a', 'postgres://root:***@db:5432/a'],
+    ['"redis://:p@ss@cache:6379/0"', '"redis://:***@cache:6379/0"'],
+    ['redis+cluster://u:x%40y@h1:7000,h2:7001', 'redis+cluster://u:***@h1:7000,h2:7001'],
+    [
+      'postgres://root@db/a and https://example.com/x',
+      'postgres://root@db/a and https://example.com/x',
+    ],
+  ])('masks the password of %s', (text, masked) => {
+    expect(scrubSecrets(text)).toBe(masked);
+  });
+
+  it("masks a registered URL's passwords anywhere, the Sentinel's in its query too", () => {
+    registerUrlSecret('redis+sentinel://:mainpw123@s1:26379/m?sentinelPassword=sentpw456');
+    expect(scrubSecrets('auth mainpw123 failed; sentinelPassword=sentpw456')).toBe(
+      'auth *** failed; sentinelPassword=***',
+    );
+  });
+});
 
 describe('credentials stay out of logs and errors', () => {
   it('a working fleet: migrate, worker, sweep, status, dashboard (with a wrong login)', async () => {

@@ -24,6 +24,9 @@ export async function run(config: Config): Promise<number> {
  * The dashboard's server and its connections; `close` shuts them down. `metrics` lets a process
  * that also sweeps (`start`) serve its worker's counters here.
  */
+/** How long the dashboard waits for Redis at start before serving without it. */
+const REDIS_WAIT_AT_START_MS = 10_000;
+
 export async function startDashboardService(
   config: Config,
   logger: Logger,
@@ -35,14 +38,22 @@ export async function startDashboardService(
   // tell work without it) and the connection keeps trying in the background.
   await refuseWrongRedisTopology(config, logger);
   const redis = createRedis(config, 'producer', logger);
-  redis
-    .connect()
-    .catch((err) =>
+  const connected = redis.connect().then(
+    () => true,
+    (err) => {
       logger.warn(
         { err: errorMessage(err) },
         'Redis unreachable at start (check REDIS_URL); serving without it and reconnecting',
-      ),
-    );
+      );
+      return false;
+    },
+  );
+  // A Redis that answers is waited for (a cluster client needs its slots before the first
+  // request), but never longer than this: a refused connection fails at once anyway.
+  await Promise.race([
+    connected,
+    new Promise((r) => setTimeout(r, REDIS_WAIT_AT_START_MS).unref()),
+  ]);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, logger);
   const metrics =

@@ -11,34 +11,35 @@ import { shutdownTimeoutMs, startWorkerService } from './worker.ts';
  */
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'start');
+  let dashboard: Awaited<ReturnType<typeof startDashboardService>> | undefined;
+  let worker: Awaited<ReturnType<typeof startWorkerService>> | undefined;
+  // Listening for signals from the start: the worker may wait a long time for Redis.
+  const stopped = runUntilSignal(
+    logger,
+    async () => {
+      await dashboard?.close();
+      if (worker) await worker.close();
+      // Not started yet (waiting for Redis): it holds no job and no lock, nothing to hand over.
+      else setImmediate(() => process.exit(0));
+    },
+    shutdownTimeoutMs(config),
+  );
   await migrate(config.DATABASE_URL, logger);
   // The dashboard first: it starts without Redis, while the worker waits for it (and keeps
   // trying), so an operator can look at the page during a Redis outage at boot. The worker
   // counts into the dashboard's metrics, so /metrics on either port shows them.
-  const dashboard = await startDashboardService(config, logger);
-  let worker: Awaited<ReturnType<typeof startWorkerService>> | undefined;
-  const workerStarted = startWorkerService(config, logger, { metrics: dashboard.metrics }).then(
+  dashboard = await startDashboardService(config, logger);
+  const failed = startWorkerService(config, logger, { metrics: dashboard.metrics }).then(
     (w) => {
       worker = w;
+      // Running until a signal; `stopped` decides.
+      return new Promise<never>(() => {});
     },
-  );
-  // A worker that cannot start (a bad port, say) ends the process; one waiting for Redis does not.
-  const failed = workerStarted.then(
-    () => new Promise<never>(() => {}),
+    // A worker that cannot start (a port in use, say) ends the process.
     async (err) => {
-      await dashboard.close();
+      await dashboard?.close();
       throw err;
     },
-  );
-  const stopped = runUntilSignal(
-    logger,
-    async () => {
-      await dashboard.close();
-      if (worker) await worker.close();
-      // Still waiting for Redis: it holds no job and no lock, so there is nothing to hand over.
-      else setImmediate(() => process.exit(0));
-    },
-    shutdownTimeoutMs(config),
   );
   return Promise.race([stopped, failed]);
 }

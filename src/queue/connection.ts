@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
+import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import {
   checkRedisTopology,
@@ -8,7 +9,7 @@ import {
   type RedisClient,
   RedisSetupError,
 } from '../redis-client.ts';
-import { parseRedisUrl } from '../redis-url.ts';
+import { describeRedisTarget, parseRedisUrl } from '../redis-url.ts';
 
 export type { RedisClient } from '../redis-client.ts';
 
@@ -29,7 +30,16 @@ export function createRedis(config: RedisSettings, role: 'worker' | 'producer', 
  */
 export async function connectProducer(config: RedisSettings, logger: Logger): Promise<RedisClient> {
   const target = parseRedisUrl(config.REDIS_URL);
-  for (const warning of await checkRedisTopology(target)) logger.warn(warning);
+  try {
+    for (const warning of await checkRedisTopology(target)) logger.warn(warning);
+  } catch (err) {
+    if (err instanceof RedisSetupError) throw err;
+    // Nothing answers: say where and which setting to check, not a bare "Connection is closed."
+    throw new Error(
+      `cannot reach ${describeRedisTarget(target)} (check REDIS_URL): ${errorMessage(err)}`,
+      { cause: err },
+    );
+  }
   return connectRedis(target, logger, config.QUEUE_PREFIX);
 }
 
