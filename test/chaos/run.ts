@@ -2,6 +2,8 @@
  * `npm run chaos`: every fault at once against the real processes, then the invariants.
  * See README "Chaos run". Usage: npm run chaos -- [--seed N] [--duration 100s|30m] [--workers N]
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -10,7 +12,7 @@ import { freePort, startPrivatePostgres, startPrivateRedis } from '../support/pr
 import { rowsDigest, seed } from '../support/seed.ts';
 import { finalizingTransactions, installAuditTrail } from './audit-trail.ts';
 import { createInjector } from './faults.ts';
-import { rssMb, startFleet } from './fleet.ts';
+import { rssMb, startFleet, type WorkerProcess } from './fleet.ts';
 import {
   type Check,
   checkCompletedUntouched,
@@ -56,7 +58,7 @@ say(
 );
 
 const redis = await startPrivateRedis();
-const postgres = await startPrivatePostgres({ maxConnections: 150 });
+const postgres = await startPrivatePostgres({ maxConnections: 150, durableCommits: true });
 const cleanup = async () => {
   await Promise.allSettled([redis.destroy(), postgres.destroy()]);
 };
@@ -153,8 +155,10 @@ async function main(): Promise<number> {
   const schedule = buildSchedule(o, LOCK_TTL_MS);
   say(`fault phase: ${schedule.length} scheduled events`);
   const phaseStart = Date.now();
+  const timeline: { at: number; fault: unknown }[] = [];
   const running = schedule.map(async (e) => {
     await sleep(Math.max(0, phaseStart + e.at - Date.now()));
+    timeline.push({ at: Date.now(), fault: e.fault });
     await injector
       .inject(e.fault)
       .catch((err) => console.error(`fault ${e.fault.kind} failed:`, err));
@@ -207,7 +211,7 @@ async function main(): Promise<number> {
   // Sweep intervals per partition, from worker logs and the audit trail's transactions.
   const txs = await finalizingTransactions(admin);
   const logged = fleet.all.flatMap(loggedIntervals);
-  const chunksByWorker = new Map<object, typeof txs>();
+  const chunksByWorker = new Map<WorkerProcess, typeof txs>();
   let unattributed = 0;
   for (const tx of txs.filter((t) => t.kind === 'timeout')) {
     const w = attribute(tx, fleet.slots, fleet.all);
@@ -274,6 +278,30 @@ async function main(): Promise<number> {
       ],
     },
   ];
+  // What a failing run needs for its post-mortem: every process's log, the faults, the overlaps.
+  const artifacts = join('test-artifacts', 'chaos', String(o.seed));
+  mkdirSync(artifacts, { recursive: true });
+  for (const w of fleet.all) writeFileSync(join(artifacts, `${w.name}.log`), w.cli.output());
+  writeFileSync(join(artifacts, 'dashboard.log'), fleet.dashboard.output());
+  const brief = (i: (typeof found)[number]['a']) => ({ ...i, worker: i.worker.name });
+  writeFileSync(
+    join(artifacts, 'run.json'),
+    JSON.stringify(
+      {
+        seed: o.seed,
+        timeline,
+        redisRestarts: injector.redisRestarts,
+        workers: fleet.all.map((w) => ({ ...w, cli: undefined, pid: w.cli.child.pid })),
+        overlaps: found.map((x) => ({ ...x, a: brief(x.a), b: brief(x.b) })),
+        sweepChunks: [...chunksByWorker].map(([w, list]) => ({
+          worker: w.name,
+          chunks: list.map((t) => [t.start, t.end, t.rows, t.minId.slice(0, 8)]),
+        })),
+      },
+      null,
+      1,
+    ),
+  );
   await admin.end();
   await writerPool.end();
   await writersPg.close();
@@ -296,7 +324,7 @@ async function main(): Promise<number> {
     for (const n of c.notes) console.log(`         ${n}`);
   }
   const violations = checks.reduce((n, c) => n + c.violations, 0);
-  say(`done (seed ${o.seed})`);
+  say(`done (seed ${o.seed}); logs and timeline in ${artifacts}`);
   console.log(`violations: ${violations}`);
   return violations > 0 ? 1 : 0;
 }

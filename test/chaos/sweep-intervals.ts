@@ -83,21 +83,24 @@ export function killedIntervals(
   chunks: WriteTx[],
 ): Interval[] {
   if (w.endedBy !== 'sigkill' || w.endedAt === null) return [];
-  const byPartition = new Map<number, number>();
+  const byPartition = new Map<number, [number, number]>();
   for (const c of chunks) {
     const p = partitionOf(c.minId, w.partitions);
     const inLogged = logged.some(
       (i) =>
         i.partition === p && c.start >= i.start - TOLERANCE_MS && c.end <= i.end + TOLERANCE_MS,
     );
-    if (!inLogged) byPartition.set(p, Math.min(byPartition.get(p) ?? Infinity, c.start));
+    if (inLogged) continue;
+    const [from, to] = byPartition.get(p) ?? [Infinity, -Infinity];
+    byPartition.set(p, [Math.min(from, c.start), Math.max(to, c.end)]);
   }
-  return [...byPartition].map(([partition, start]) => ({
+  // From its first chunk to its last: what it provably wrote (it may have waited after that).
+  return [...byPartition].map(([partition, [start, end]]) => ({
     worker: w,
     partitions: w.partitions,
     partition,
     start,
-    end: w.endedAt ?? start,
+    end,
     cutByKill: true,
   }));
 }

@@ -190,7 +190,11 @@ export function postgresBinDir(): string {
  * command runs as that user (runuser).
  */
 export async function startPrivatePostgres(
-  settings: { maxConnections?: number } = {},
+  settings: {
+    maxConnections?: number;
+    /** Keep synchronous_commit on: a crash (immediate shutdown) then loses no acknowledged commit. */
+    durableCommits?: boolean;
+  } = {},
 ): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   const port = await freePort();
@@ -232,7 +236,7 @@ export async function startPrivatePostgres(
     '-c listen_addresses=127.0.0.1',
     `-k ${dir}`,
     '-c fsync=off',
-    '-c synchronous_commit=off',
+    `-c synchronous_commit=${settings.durableCommits ? 'on' : 'off'}`,
     '-c full_page_writes=off',
     `-c max_connections=${settings.maxConnections ?? 50}`,
   ].join(' ');
