@@ -154,10 +154,7 @@ export async function checkWriters(db: pg.Pool, ops: WriterOp[]): Promise<Check>
     else if (op.outcome === 'not-applied' && !own && row.kind !== 'timeout')
       bad('refused, but the row holds another result', op, row);
     else if (op.outcome === 'not-applied' && own)
-      tally.set(
-        'ack lost (own write, told already final)',
-        (tally.get('ack lost (own write, told already final)') ?? 0) + 1,
-      );
+      bad('told its completion was ignored, but the row holds it', op, row);
     else if (!own && row.kind !== 'timeout') bad('row holds a result nobody wrote', op, row);
   }
   c.notes.push([...tally].map(([k, v]) => `${k} ${v}`).join(', '));
