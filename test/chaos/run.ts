@@ -223,6 +223,7 @@ async function main(): Promise<number> {
       w,
       logged.filter((i) => i.worker === w),
       chunksByWorker.get(w) ?? [],
+      (t) => [...new Set(fleet.all.filter((x) => x.startedAt <= t).map((x) => x.partitions))],
     ),
   );
   const found = overlaps([...logged, ...cut], injector.redisRestarts);

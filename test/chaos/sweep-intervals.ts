@@ -19,6 +19,8 @@ export type Interval = {
   end: number;
   error?: string;
   cutByKill?: boolean;
+  /** A killed sweep whose chunks fit a partition of more than one count: which it was is unknown. */
+  ambiguous?: boolean;
 };
 
 /** Overlaps shorter than this are the gap between a lock's release and its holder's log line. */
@@ -81,28 +83,44 @@ export function killedIntervals(
   w: WorkerProcess,
   logged: Interval[],
   chunks: WriteTx[],
+  /** The partition counts any worker had been given by then: a job may carry any of them. */
+  countsAt: (t: number) => number[],
 ): Interval[] {
   if (w.endedBy !== 'sigkill' || w.endedAt === null) return [];
-  const byPartition = new Map<number, [number, number]>();
+  const spans = new Map<string, Interval>();
   for (const c of chunks) {
-    const p = partitionOf(c.minId, w.partitions);
-    const inLogged = logged.some(
-      (i) =>
-        i.partition === p && c.start >= i.start - TOLERANCE_MS && c.end <= i.end + TOLERANCE_MS,
+    // Every (count, partition) whose range holds the whole chunk; more than one: ambiguous.
+    const fits = countsAt(c.start)
+      .map((n) => ({ n, p: partitionOf(c.minId, n) }))
+      .filter(({ n, p }) => partitionOf(c.maxId, n) === p);
+    const inLogged = logged.some((i) =>
+      fits.some(
+        ({ n, p }) =>
+          i.partitions === n &&
+          i.partition === p &&
+          c.start >= i.start - TOLERANCE_MS &&
+          c.end <= i.end + TOLERANCE_MS,
+      ),
     );
     if (inLogged) continue;
-    const [from, to] = byPartition.get(p) ?? [Infinity, -Infinity];
-    byPartition.set(p, [Math.min(from, c.start), Math.max(to, c.end)]);
+    for (const { n, p } of fits) {
+      const key = `${p}-of-${n}`;
+      const span = spans.get(key) ?? {
+        worker: w,
+        partitions: n,
+        partition: p,
+        start: c.start,
+        end: c.end,
+        cutByKill: true,
+      };
+      span.start = Math.min(span.start, c.start);
+      span.end = Math.max(span.end, c.end);
+      if (fits.length > 1) span.ambiguous = true;
+      spans.set(key, span);
+    }
   }
   // From its first chunk to its last: what it provably wrote (it may have waited after that).
-  return [...byPartition].map(([partition, [start, end]]) => ({
-    worker: w,
-    partitions: w.partitions,
-    partition,
-    start,
-    end,
-    cutByKill: true,
-  }));
+  return [...spans.values()];
 }
 
 export type Overlap = { a: Interval; b: Interval; ms: number; excuse: string | null };
@@ -139,6 +157,7 @@ function excuse(a: Interval, b: Interval, redisRestarts: [number, number][]): st
   const during = (w: [number, number][], i: Interval) =>
     w.some(([from, to]) => from < i.end && to > i.start);
   for (const i of [a, b]) {
+    if (i.ambiguous) return 'killed sweep whose partition count is unknown (its chunks fit two)';
     if (i.error?.includes('lock lost')) return 'holder lost its lock (logged)';
     if (during(i.worker.frozen, i)) return 'holder frozen (SIGSTOP) past the lock TTL';
     if (during(i.worker.blackholed, i)) return "holder's Redis blackholed past the lock TTL";
