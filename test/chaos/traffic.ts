@@ -149,29 +149,36 @@ export function startReader(http: Http, limit = 1_000) {
   };
 }
 
-const QUEUE = '/queues/api/queues/audit-sweep';
+/** Bull Board's queues: runs and ticks (with the `sweep` scheduler), and partition jobs. */
+const API = '/queues/api/queues';
+const SWEEP = 'audit-sweep';
+const PARTITIONS = 'audit-sweep-partitions';
 
 /** One operator action over HTTP; resolves with a label of its outcome. */
 export async function act(http: Http, kind: ActionKind): Promise<string> {
+  const either = Math.random() < 0.5 ? SWEEP : PARTITIONS;
   try {
     if (kind === 'sweep-now') return String((await call(http, 'POST', '/api/sweeps')).status);
     if (kind === 'run-now')
-      return String((await call(http, 'PUT', `${QUEUE}/job-schedulers/sweep/run`)).status);
+      return String((await call(http, 'PUT', `${API}/${SWEEP}/job-schedulers/sweep/run`)).status);
     if (kind === 'retry-failed')
-      return String((await call(http, 'PUT', `${QUEUE}/retry/failed`)).status);
-    const status = kind === 'retry-job' ? 'failed' : 'completed';
+      return String((await call(http, 'PUT', `${API}/${either}/retry/failed`)).status);
+    // One job: a failed one of either queue, or a completed partition job (Bull Board offers
+    // "retry" on completed jobs too).
+    const [queue, status] = kind === 'retry-job' ? [either, 'failed'] : [PARTITIONS, 'completed'];
     const list = await call(
       http,
       'GET',
-      `/queues/api/queues?activeQueue=audit-sweep&status=${status}&page=1&jobsPerPage=20`,
+      `${API}?activeQueue=${queue}&status=${status}&page=1&jobsPerPage=20`,
     );
     if (list.status !== 200) return String(list.status);
-    const jobs = (
-      (list.body as { queues: { jobs: { id: string; name: string }[] }[] }).queues[0]?.jobs ?? []
-    ).filter((j) => kind === 'retry-job' || j.name === 'partition');
+    const queues = (list.body as { queues: { name: string; jobs: { id: string }[] }[] }).queues;
+    const jobs = queues.find((q) => q.name === queue)?.jobs ?? [];
     const job = jobs[Math.floor(Math.random() * jobs.length)];
     if (!job) return 'nothing to retry';
-    return String((await call(http, 'PUT', `${QUEUE}/${encodeURIComponent(job.id)}/retry`)).status);
+    return String(
+      (await call(http, 'PUT', `${API}/${queue}/${encodeURIComponent(job.id)}/retry`)).status,
+    );
   } catch (err) {
     return (err as Error).name;
   }
