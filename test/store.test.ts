@@ -319,6 +319,57 @@ describe('complete', () => {
       await new Promise((resolve) => (proxy ? proxy.close(resolve) : resolve(undefined)));
     }
   });
+  it('a completion whose answer was lost with its connection, then retried, reports itself applied', async () => {
+    // Found by the chaos run (seed 1): the UPDATE committed, the connection dropped before its
+    // answer arrived, the retry found the row final with this very result, and the application
+    // was told its completion had been ignored ("late completion ignored") though it was recorded.
+    const id = await store.init(entry());
+    const result: Completion = { kind: 'error', httpStatusCode: 409, errorMessage: 'conflict' };
+    const { logger, lines } = capturingLogger();
+    const sockets = new Set<Socket>();
+    let dropped = false;
+    // Passes everything to the database, except the first answer to the completion's UPDATE:
+    // that connection is reset instead, after the server has run (and committed) it.
+    const proxy = createServer((client) => {
+      const upstream = connect(5432, '127.0.0.1');
+      sockets.add(client).add(upstream);
+      let updateSent = false;
+      client.on('data', (data: Buffer) => {
+        if (data.includes('UPDATE audit_log')) updateSent = true;
+        upstream.write(data);
+      });
+      upstream.on('data', (data: Buffer) => {
+        if (updateSent && !dropped) {
+          dropped = true;
+          client.resetAndDestroy();
+          upstream.destroy();
+          return;
+        }
+        client.write(data);
+      });
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    }).listen(0, '127.0.0.1');
+    await new Promise((resolve) => proxy.once('listening', resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    const pool = createPool(`postgres://root@127.0.0.1:${port}/${db.name}`, silentLogger);
+    try {
+      const s = new AuditLogStore(pool, {
+        logger,
+        completeRetry: { initialDelayMs: 50, totalMs: 5_000 },
+      });
+      expect(await s.complete(id, result)).toEqual({ applied: true });
+      expect(dropped).toBe(true);
+      expect(lines.filter((l) => /late completion/.test(l.msg))).toHaveLength(0);
+      expect(await rawRow(id)).toMatchObject({ result_kind: 'error', http_status_code: 409 });
+      // A later, separate completion is still told the row was already final.
+      expect(await s.complete(id, result)).toEqual({ applied: false, existingResult: 'error' });
+    } finally {
+      await pool.end();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
 });
 
 describe('list', () => {

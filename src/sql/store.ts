@@ -60,16 +60,22 @@ export async function completeEntry(db: Queryable, c: CompletionUpdate): Promise
   return rowCount === 1;
 }
 
-/** A row's result kind: undefined when there is no such row, null while it is incomplete. */
-export async function entryResultKind(
-  db: Queryable,
-  id: string,
-): Promise<string | null | undefined> {
-  const { rows } = await db.query<{ result_kind: string | null }>(
-    'SELECT result_kind FROM audit_log WHERE id = $1',
+export type EntryResult = {
+  resultKind: string | null;
+  httpStatusCode: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+};
+
+/** A row's result fields; undefined when there is no such row. */
+export async function entryResult(db: Queryable, id: string): Promise<EntryResult | undefined> {
+  const { rows } = await db.query<EntryResult>(
+    `SELECT result_kind AS "resultKind", http_status_code AS "httpStatusCode",
+            error_code AS "errorCode", error_message AS "errorMessage"
+       FROM audit_log WHERE id = $1`,
     [id],
   );
-  return rows[0]?.result_kind;
+  return rows[0];
 }
 
 /** The key that signs page tokens (made by a migration); undefined before `migrate`. */

@@ -72,18 +72,35 @@ export class AuditLogStore {
       onRetry: (err, attempt, delayMs) =>
         this.logger.warn({ err, id, attempt, delayMs }, 'audit log completion failed; retrying'),
     };
+    const update: sql.CompletionUpdate = {
+      id,
+      resultKind: r.kind,
+      httpStatusCode: r.httpStatusCode,
+      errorCode: r.kind === 'error' ? (r.errorCode ?? null) : null,
+      errorMessage: r.kind === 'error' ? r.errorMessage : null,
+    };
+    // Set once an attempt has failed after its UPDATE may have reached the database: a dropped
+    // connection can hide a commit, and the retry then finds the row final with our own result.
+    let maybeApplied = false;
     return withRetry(policy, async () => {
-      const applied = await sql.completeEntry(this.pool, {
-        id,
-        resultKind: r.kind,
-        httpStatusCode: r.httpStatusCode,
-        errorCode: r.kind === 'error' ? (r.errorCode ?? null) : null,
-        errorMessage: r.kind === 'error' ? r.errorMessage : null,
+      const applied = await sql.completeEntry(this.pool, update).catch((err) => {
+        maybeApplied = true;
+        throw err;
       });
       if (applied) return { applied: true } as const;
-      const kind = await sql.entryResultKind(this.pool, id);
-      if (kind === undefined) throw new EntryNotFoundError(id);
-      const existingResult = toResultKind(kind);
+      const row = await sql.entryResult(this.pool, id);
+      if (row === undefined) throw new EntryNotFoundError(id);
+      if (
+        maybeApplied &&
+        row.resultKind === update.resultKind &&
+        row.httpStatusCode === update.httpStatusCode &&
+        row.errorCode === update.errorCode &&
+        row.errorMessage === update.errorMessage
+      ) {
+        this.logger.info({ id }, 'completion applied by an earlier attempt whose answer was lost');
+        return { applied: true } as const;
+      }
+      const existingResult = toResultKind(row.resultKind);
       this.logger.warn(
         { id, existingResult, attempted: r.kind },
         'late completion ignored: entry already final',

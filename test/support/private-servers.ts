@@ -189,7 +189,13 @@ export function postgresBinDir(): string {
  * when the tests run as root the server's files belong to the `postgres` user and every
  * command runs as that user (runuser).
  */
-export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+export async function startPrivatePostgres(
+  settings: {
+    maxConnections?: number;
+    /** Keep synchronous_commit on: a crash (immediate shutdown) then loses no acknowledged commit. */
+    durableCommits?: boolean;
+  } = {},
+): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-pg-'));
@@ -230,9 +236,9 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     '-c listen_addresses=127.0.0.1',
     `-k ${dir}`,
     '-c fsync=off',
-    '-c synchronous_commit=off',
+    `-c synchronous_commit=${settings.durableCommits ? 'on' : 'off'}`,
     '-c full_page_writes=off',
-    '-c max_connections=50',
+    `-c max_connections=${settings.maxConnections ?? 50}`,
   ].join(' ');
   const start = async () => {
     await exec('pg_ctl', ['-D', data, '-l', logFile, '-o', options, '-w', '-t', '60', 'start']);
