@@ -3,8 +3,10 @@ import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { createMetrics, type Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { OwnSettings } from '../src/read/fleet.ts';
+import { readOverview } from '../src/read/overview.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { admission } from './admission.ts';
@@ -14,6 +16,7 @@ import { bullBoardRouter } from './bull-board.ts';
 import { sameOriginOnly } from './csrf.ts';
 import { errorHandler, notFound } from './errors.ts';
 import { overviewRouter } from './overview-routes.ts';
+import { partitionRetryRouter } from './partition-retry-api.ts';
 import { sweepRouter } from './sweep-api.ts';
 
 export type DashboardDeps = {
@@ -21,12 +24,11 @@ export type DashboardDeps = {
     Config,
     | 'DASHBOARD_BASE_PATH'
     | 'LIST_SAFETY_MARGIN'
-    | 'STALE_AFTER'
-    | 'SWEEP_PARTITIONS'
     | 'API_POOL_SIZE'
     | 'API_MAX_QUEUED'
     | 'API_MAX_WAIT'
-  >;
+  > &
+    OwnSettings;
   /** The overview, readiness and metrics' connections (see createDashboardPools). */
   pool: Pool;
   /** The audit-log API's own connections, so that API load never starves the rest. */
@@ -59,8 +61,9 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   router.use(basicAuth(deps.credentials), sameOriginOnly);
   router.use(probes); // /metrics
   router.use('/queues', bullBoardRouter(sq, `${base}/queues`, `${base}/`));
-  router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config }));
+  router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config, logger }));
   router.use(sweepRouter({ sq, base, logger }));
+  router.use(partitionRetryRouter({ pool, sq, redis, logger, settings: deps.config }));
   router.use(
     '/v1/audit-log',
     admission({
@@ -106,4 +109,26 @@ export function createDashboardPools(config: Config, logger: Logger) {
       statementTimeoutMs: config.API_STATEMENT_TIMEOUT,
     }),
   };
+}
+
+/**
+ * A dashboard's metrics: its gauges from the same read as its overview (the fleet's cutoff,
+ * health, live workers); an unreadable store makes its gauges NaN, logged once per scrape.
+ */
+export function createDashboardMetrics(deps: {
+  pool: Pool;
+  sq: SweepQueue;
+  redis: RedisClient;
+  config: OwnSettings;
+  logger: Logger;
+}): Metrics {
+  return createMetrics({
+    logger: deps.logger,
+    overview: () =>
+      readOverview(
+        { pool: deps.pool, sq: deps.sq, redis: deps.redis },
+        { settings: deps.config, reader: 'this dashboard' },
+        20,
+      ),
+  });
 }

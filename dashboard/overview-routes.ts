@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { type Request, type Response, Router } from 'express';
-import type { Config } from '../src/config.ts';
-import { type OverviewSources, readOverview } from '../src/read/overview.ts';
+import type { Logger } from '../src/log.ts';
+import type { OwnSettings } from '../src/read/fleet.ts';
+import { type OverviewSources, outageKind, readOverview } from '../src/read/overview.ts';
 import { renderOverviewPage } from './overview-page.ts';
 
 /**
@@ -18,15 +19,44 @@ export const RUNS_SHOWN = 50;
 const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url), 'utf8');
 const ASSETS = { js: asset('overview.js'), css: asset('overview.css') };
 
-/** The overview page at the root, its JSON at /api/overview, and the page's two assets. */
+/**
+ * The overview page at the root, its JSON at /api/overview, and the page's two assets. The read
+ * never fails as a whole: with Redis or PostgreSQL away the page renders the other side.
+ */
 export function overviewRouter(
   deps: OverviewSources & {
-    settings: Pick<Config, 'STALE_AFTER' | 'SWEEP_PARTITIONS'>;
+    settings: OwnSettings;
+    logger: Logger;
     base: string;
   },
 ): Router {
   const router = Router();
-  const read = () => readOverview(deps, deps.settings, RUNS_SHOWN);
+  // Each open page refreshes every 5 s: an outage is logged when it starts (or changes kind) and
+  // when it ends, not on every read.
+  const outage: Partial<Record<'redis' | 'postgres', string>> = {};
+  const NAMES = { redis: 'Redis', postgres: 'PostgreSQL' };
+  const sources: OverviewSources = {
+    ...deps,
+    onSourceError: (source, err) => {
+      const kind = outageKind(err);
+      if (outage[source] === kind) return;
+      outage[source] = kind;
+      deps.logger.warn({ err, source }, `overview: ${NAMES[source]} does not answer`);
+    },
+  };
+  const read = async () => {
+    const o = await readOverview(
+      sources,
+      { settings: deps.settings, reader: 'this dashboard' },
+      RUNS_SHOWN,
+    );
+    for (const source of ['redis', 'postgres'] as const)
+      if (outage[source] && !o.unavailable[source]) {
+        delete outage[source];
+        deps.logger.info({ source }, `overview: ${NAMES[source]} answers again`);
+      }
+    return o;
+  };
   router.get('/', async (_req: Request, res: Response) => {
     const overview = await read();
     res

@@ -1,16 +1,18 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Pool } from './db/pool.ts';
 import { type Logger, silentLogger } from './log.ts';
-import { type Backlog, readBacklog } from './read/backlog.ts';
+import { HEALTH_STATES } from './read/health.ts';
+import type { Overview } from './read/overview.ts';
 
 /**
  * The Prometheus metrics of one process. Counters count what this process did (sum them over
- * pods); the backlog gauges are read from the database at scrape time, so every process that
- * serves /metrics reports the same backlog.
+ * pods); the gauges come from the overview read at scrape time (the backlog counted with the
+ * workers' own STALE_AFTER), so every process that serves /metrics reports the same.
  */
 export type Metrics = ReturnType<typeof createMetrics>;
 
-export function createMetrics(options: { pool?: Pool; staleAfterMs: number; logger?: Logger }) {
+export function createMetrics(
+  options: { overview?: () => Promise<Overview>; logger?: Logger } = {},
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'audit_sweeper_' });
   const registers = [registry];
@@ -53,24 +55,19 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number; logg
     }),
   };
 
-  const { pool } = options;
-  if (pool) {
+  const read = options.overview;
+  if (read) {
     const logger = options.logger ?? silentLogger;
-    let pending: Promise<Backlog> | undefined;
-    // Both gauges come from one query per scrape. A database that cannot be read makes them NaN
-    // (unknown, and no alert threshold fires on it) instead of failing the whole scrape: the
-    // counters are this process's own and must be served whatever the database does.
-    const unknown: Backlog = {
-      stale: Number.NaN,
-      inFlight: Number.NaN,
-      oldestStarted: null,
-      oldestAgeMs: Number.NaN,
-    };
-    const backlog = () => {
-      pending ??= readBacklog(pool, options.staleAfterMs)
-        .catch((err) => {
-          logger.warn({ err }, 'backlog gauges could not be read');
-          return unknown;
+    let pending: Promise<Overview> | undefined;
+    // Every gauge comes from one read per scrape. A store that cannot be read makes its gauges
+    // NaN (unknown, and no alert threshold fires on it) instead of failing the whole scrape: the
+    // counters are this process's own and must be served whatever the stores do.
+    const overview = () => {
+      pending ??= read()
+        .then((o) => {
+          if (o.unavailable.postgres)
+            logger.warn({ reason: o.unavailable.postgres }, 'backlog gauges could not be read');
+          return o;
         })
         .finally(() => {
           pending = undefined;
@@ -79,13 +76,13 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number; logg
     };
     new Gauge({
       name: 'audit_sweeper_backlog_rows',
-      help: 'Incomplete audit log entries: stale (older than STALE_AFTER, waiting for the sweeper) and in_flight.',
+      help: "Incomplete audit log entries: stale (older than the workers' STALE_AFTER, waiting for the sweeper) and in_flight. NaN while PostgreSQL does not answer.",
       labelNames: ['state'] as const,
       registers,
       async collect() {
-        const b = await backlog();
-        this.set({ state: 'stale' }, b.stale);
-        this.set({ state: 'in_flight' }, b.inFlight);
+        const b = (await overview()).backlog;
+        this.set({ state: 'stale' }, b?.stale ?? Number.NaN);
+        this.set({ state: 'in_flight' }, b?.inFlight ?? Number.NaN);
       },
     });
     new Gauge({
@@ -93,7 +90,26 @@ export function createMetrics(options: { pool?: Pool; staleAfterMs: number; logg
       help: 'Age of the oldest incomplete audit log entry (0 when there is none).',
       registers,
       async collect() {
-        this.set((await backlog()).oldestAgeMs / 1000);
+        const b = (await overview()).backlog;
+        this.set(b ? b.oldestAgeMs / 1000 : Number.NaN);
+      },
+    });
+    new Gauge({
+      name: 'audit_sweeper_health',
+      help: 'The health summary: 1 for the current state (healthy, degraded, down), 0 for the others.',
+      labelNames: ['state'] as const,
+      registers,
+      async collect() {
+        const { state } = (await overview()).health;
+        for (const s of HEALTH_STATES) this.set({ state: s }, s === state ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'audit_sweeper_live_workers',
+      help: 'Worker processes with a live heartbeat. NaN while Redis does not answer.',
+      registers,
+      async collect() {
+        this.set((await overview()).workers?.length ?? Number.NaN);
       },
     });
   }

@@ -1,13 +1,16 @@
 import type { Server } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDashboardApp, createDashboardPools } from '../dashboard/app.ts';
+import {
+  createDashboardApp,
+  createDashboardMetrics,
+  createDashboardPools,
+} from '../dashboard/app.ts';
 import { closeServer, listen } from '../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
-import { createMetrics } from '../src/metrics.ts';
 import { connectProducer } from '../src/queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import { completeEntry } from '../src/sql/store.ts';
@@ -52,7 +55,7 @@ beforeAll(async () => {
   const redis = await connectProducer(config, silentLogger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, silentLogger);
-  const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER });
+  const metrics = createDashboardMetrics({ pool, sq, redis, config, logger: silentLogger });
   const app = createDashboardApp({
     config,
     pool,

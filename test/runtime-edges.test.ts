@@ -1,11 +1,14 @@
 import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDashboardApp, createDashboardPools } from '../dashboard/app.ts';
+import {
+  createDashboardApp,
+  createDashboardMetrics,
+  createDashboardPools,
+} from '../dashboard/app.ts';
 import { closeServer, listen } from '../src/cli/lifecycle.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { silentLogger } from '../src/log.ts';
-import { createMetrics } from '../src/metrics.ts';
 import { connectProducer } from '../src/queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import { type CliProcess, startCli } from './support/cli.ts';
@@ -174,7 +177,7 @@ describe('PostgreSQL down', () => {
     const redis = await connectProducer(config, logger);
     const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
     const { pool, apiPool } = createDashboardPools(config, logger);
-    const metrics = createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
+    const metrics = createDashboardMetrics({ pool, sq, redis, config, logger });
     metrics.rowsFinalized.inc(7);
     const app = createDashboardApp({
       config,

@@ -1,5 +1,6 @@
 import type { Config } from '../src/config.ts';
 import type { Pool } from '../src/db/pool.ts';
+import type { FleetSettings } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
@@ -22,6 +23,8 @@ export type WorkerSettings = Pick<
 /** What every job processor is given besides its job: one worker process's connections. */
 export type JobContext = {
   settings: WorkerSettings;
+  /** What this worker reports in its heartbeat and records with each run it finishes. */
+  fleetSettings: FleetSettings;
   sq: SweepQueue;
   redis: RedisClient;
   pool: Pool;

@@ -1,10 +1,12 @@
 import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
+import { fleetSettingsOf } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
 import { RepeatedErrors } from '../src/log-repeats.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
+import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/queue/fleet.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import {
@@ -15,6 +17,7 @@ import {
   trimFinishedJobs,
 } from '../src/queue/sweep-queue.ts';
 import { TolerantWorker } from '../src/queue/tolerant-job.ts';
+import { readOverview } from '../src/read/overview.ts';
 import { redisTrouble } from '../src/redis-client.ts';
 import { type FetchState, watchFetching } from './fetch-watchdog.ts';
 import type { JobContext, WorkerSettings } from './job-context.ts';
@@ -100,11 +103,24 @@ export function createSweepWorker(
         applicationName: 'audit-sweeper worker gauges',
       })
     : pool;
+  const me = workerIdentity();
   const metrics =
-    options.metrics ?? createMetrics({ pool: gaugePool, staleAfterMs: config.STALE_AFTER, logger });
+    options.metrics ??
+    createMetrics({
+      logger,
+      // The same read as the overview: the backlog counted with the fleet's cutoff.
+      overview: () =>
+        readOverview(
+          { pool: gaugePool, sq, redis },
+          { settings: config, reader: `worker ${me.host} pid ${me.pid}` },
+          20,
+        ),
+    });
   const shutdown = new AbortController();
+  const fleetSettings = fleetSettingsOf(config);
   const ctx: JobContext = {
     settings: config,
+    fleetSettings,
     sq,
     redis,
     pool,
@@ -114,6 +130,8 @@ export function createSweepWorker(
   };
 
   const repeats = new RepeatedErrors(logger);
+  // Jobs in hand, for the heartbeat (the fleet view shows them).
+  const inHand = new Map<string, string>();
   const startWorker = (queueName: string, state: FetchState) => {
     const processors = PROCESSORS[queueName] ?? {};
     const worker = new TolerantWorker(
@@ -124,16 +142,21 @@ export function createSweepWorker(
         const process = processors[job.name as JobName] as Processor;
         state.active += 1;
         state.lastStart = Date.now();
+        const key = `${queueName}/${job.id}`;
+        inHand.set(key, job.name);
         try {
           return await process(job, ctx);
         } finally {
           state.active -= 1;
+          inHand.delete(key);
         }
       },
       {
         connection: redis,
         prefix: sq.prefix,
         concurrency: config.SWEEP_CONCURRENCY,
+        // The BullMQ worker name (queue.getWorkers(), a job's processedBy) is the fleet id.
+        name: me.id,
         // A dead worker's jobs are taken over only once its partition locks have expired: the
         // job lock outlives the last partition-lock renewal (at most one TTL) by at least half a
         // TTL (lockDuration 2 TTL, renewed at least every TTL / 2). Were it the other way round,
@@ -200,15 +223,30 @@ export function createSweepWorker(
   redis.on('ready', ensureSchedulers);
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
   let started = false;
+  let heartbeat: Heartbeat | undefined;
   const ready = (async () => {
     // A REDIS_URL of the wrong scheme (a cluster node, a replica, an unknown master) rejects
     // `ready` with a RedisSetupError: one clear line instead of MOVED or READONLY errors.
     await checkRedisForWorker(config, logger, shutdown.signal);
     await Promise.all(workers().map((w) => w.waitUntilReady()));
     await ensureSchedulers();
+    heartbeat = startHeartbeat(
+      sq,
+      redis,
+      {
+        ...me,
+        concurrency: config.SWEEP_CONCURRENCY,
+        settings: fleetSettings,
+        startedAt: new Date().toISOString(),
+      },
+      () => [...inHand].map(([id, name]) => ({ id, name })),
+      (err) => logger.warn({ err }, 'could not write the heartbeat; will retry'),
+    );
+    await heartbeat.beat();
     started = true;
     logger.info(
       {
+        workerId: me.id,
         partitions: config.SWEEP_PARTITIONS,
         every: config.SWEEP_EVERY,
         staleAfter: config.STALE_AFTER,
@@ -234,6 +272,8 @@ export function createSweepWorker(
       if (!started) redis.disconnect();
       // Waits for the chunk under way; the command's runUntilSignal bounds the whole shutdown.
       await Promise.all(workers().map((w) => w.close(!started)));
+      // Leaves the fleet at once (a killed process drops off when its heartbeat expires).
+      await heartbeat?.stop().catch(() => {});
       await closeSweepQueue(sq);
       await pool.end();
       if (gaugePool !== pool) await gaugePool.end();

@@ -13,8 +13,32 @@
   const KEY = 'audit-sweeper.sweep';
   let polling = null;
 
+  const refreshStatus = document.getElementById('refresh-status');
+  let refreshError = null;
+
   function fmt(n) {
     return Number(n).toLocaleString('en-US');
+  }
+
+  /** 850 ms, 12.3 s, 4 min 10 s: like the server's humanDuration. */
+  function duration(ms) {
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(1).replace(/\.0$/, '')} s`;
+    const s = Math.round(ms / 1000);
+    if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  }
+
+  /** While refreshing fails, say so at the top, with the age of what the page shows. */
+  function showRefreshState() {
+    if (!refreshError) {
+      refreshStatus.hidden = true;
+      return;
+    }
+    const shown = document.getElementById('overview')?.getAttribute('data-generated-at');
+    const age = shown ? duration(Date.now() - Date.parse(shown)) : 'unknown';
+    refreshStatus.hidden = false;
+    refreshStatus.textContent = `Cannot refresh (${refreshError}): the figures below are ${age} old and may be out of date.`;
   }
 
   function show(text, tone, progress) {
@@ -38,7 +62,14 @@
     if (!s.runId) {
       const who =
         s.tickState === 'active' ? 'a worker is starting the run' : 'waiting for a worker';
-      return [`Sweep requested (job ${s.tickJobId}): ${who}…`, 'busy'];
+      // No worker takes it: say where to look instead of waiting in silence.
+      const health = document.querySelector('[data-testid="health"]');
+      const state = health?.getAttribute('data-state');
+      const hint =
+        s.tickState !== 'active' && state && state !== 'healthy'
+          ? ` (health is ${state}: see the reasons above)`
+          : '';
+      return [`Sweep requested (job ${s.tickJobId}): ${who}…${hint}`, 'busy'];
     }
     if (s.summary) {
       const failed = s.summary.failedPartitions.length;
@@ -50,9 +81,8 @@
           ': ' +
           fmt(s.summary.finalized) +
           ' rows finalized in ' +
-          (s.summary.durationMs / 1000).toFixed(1) +
-          ' s' +
-          (failed ? `, ${failed} partitions FAILED` : ''),
+          duration(s.summary.durationMs) +
+          (failed ? `, ${failed} partition${failed === 1 ? '' : 's'} FAILED` : ''),
         failed ? 'bad' : 'good',
       ];
     }
@@ -77,15 +107,22 @@
 
   function refresh() {
     return fetch(`${base}/`, { headers: { accept: 'text/html' }, cache: 'no-store' })
-      .then((res) => (res.ok ? res.text() : null))
+      .then((res) => {
+        if (!res.ok) throw new Error(`the dashboard answered HTTP ${res.status}`);
+        return res.text();
+      })
       .then((html) => {
-        if (!html) return;
         const fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('overview');
         const current = document.getElementById('overview');
-        if (fresh && current) current.replaceWith(document.importNode(fresh, true));
+        if (!fresh) throw new Error('the dashboard sent an unexpected page');
+        if (current) current.replaceWith(document.importNode(fresh, true));
+        refreshError = null;
+        showRefreshState();
       })
-      .catch(() => {
-        /* the next refresh tries again */
+      .catch((err) => {
+        // The next refresh tries again; meanwhile the banner keeps the age current.
+        refreshError = err instanceof TypeError ? 'the dashboard does not answer' : err.message;
+        showRefreshState();
       });
   }
 
@@ -140,6 +177,38 @@
         button.disabled = false;
       });
   });
+
+  // "Retry partition N now": the alert's button (in the refreshed section, hence delegation).
+  document.addEventListener('click', (event) => {
+    const target = /** @type {HTMLElement} */ (event.target);
+    const retry = /** @type {HTMLButtonElement | null} */ (target.closest('button.retry'));
+    if (!retry) return;
+    const partition = retry.getAttribute('data-partition');
+    const note = retry.parentElement?.querySelector('.retry-status');
+    retry.disabled = true;
+    fetch(`${base}/api/partitions/${partition}/retry`, {
+      method: 'POST',
+      headers: { accept: 'application/json' },
+    })
+      .then((res) =>
+        res.json().then((body) => {
+          if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
+          return body;
+        }),
+      )
+      .then((body) => {
+        if (note) note.textContent = `Retrying partition ${partition} (run ${body.runId})…`;
+        setTimeout(refresh, 1000);
+      })
+      .catch((err) => {
+        if (note) note.textContent = `Retry failed: ${err.message}`;
+        retry.disabled = false;
+      });
+  });
+
+  setInterval(() => {
+    if (refreshError) showRefreshState();
+  }, 1000);
 
   const pending = sessionStorage.getItem(KEY);
   if (pending) poll(pending);

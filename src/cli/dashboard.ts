@@ -1,10 +1,14 @@
 import type { AddressInfo } from 'node:net';
-import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
+import {
+  createDashboardApp,
+  createDashboardMetrics,
+  createDashboardPools,
+} from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
 import { errorMessage } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { createMetrics, type Metrics } from '../metrics.ts';
+import type { Metrics } from '../metrics.ts';
 import { createRedis, refuseWrongRedisTopology } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
@@ -56,8 +60,7 @@ export async function startDashboardService(
   ]);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, logger);
-  const metrics =
-    options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
+  const metrics = options.metrics ?? createDashboardMetrics({ pool, sq, redis, config, logger });
   const app = createDashboardApp({
     config,
     pool,

@@ -5,6 +5,7 @@
  */
 
 import { z } from 'zod';
+import type { FleetSettings } from '../fleet-settings.ts';
 
 /** Ticks, runs and retention: the few jobs an operator looks for, kept apart from the many below. */
 export const SWEEP_QUEUE = 'audit-sweep';
@@ -37,7 +38,9 @@ export const SchedulerId = {
  * access can add, edit or duplicate a job. Strict objects: an unknown field is a mistake.
  */
 const trigger = z.enum(['schedule', 'manual']);
-export type Trigger = z.infer<typeof trigger>;
+/** A run's trigger; `retry`: an operator asked for one failing partition to be swept again now. */
+const runTrigger = z.enum(['schedule', 'manual', 'retry']);
+export type Trigger = z.infer<typeof runTrigger>;
 /** newRunId's format (job-ids.ts): "r", the claim time in base 36, 8 hex digits. */
 const runId = z.string().regex(/^r[0-9a-z]+[0-9a-f]{8}$/, { error: 'must be a run id' });
 const count = z.int().min(0);
@@ -47,7 +50,16 @@ const partitions = z.int().min(1).max(1024);
 export const JOB_DATA = {
   // A tick added by hand may carry no trigger: it is a manual one.
   [JobName.tick]: z.object({ trigger: trigger.default('manual') }).strict(),
-  [JobName.run]: z.object({ runId, trigger, partitions, startedAt: z.iso.datetime() }).strict(),
+  [JobName.run]: z
+    .object({
+      runId,
+      trigger: runTrigger,
+      partitions,
+      startedAt: z.iso.datetime(),
+      /** The partitions this run sweeps, when not all of them (a retry of one partition). */
+      only: z.array(count).min(1).optional(),
+    })
+    .strict(),
   [JobName.partition]: z
     .object({
       runId,
@@ -148,6 +160,13 @@ export type RunSummary = {
   finishedAt: string;
   skippedPartitions: number[];
   failedPartitions: { partition: number; error: string }[];
+  /** The partitions this run swept, when not all of them (a retry of one partition). */
+  only?: number[];
+  /**
+   * The settings of the worker that finished the run: with the history in PostgreSQL, readers
+   * count with the workers' settings even while Redis (and the fleet's heartbeats) is away.
+   */
+  workerSettings?: FleetSettings;
 };
 
 export type RetentionStatus = {

@@ -22,21 +22,32 @@ import {
  */
 export async function addRunFlow(
   sq: SweepQueue,
-  run: { runId: string; trigger: Trigger; partitions: number },
+  run: { runId: string; trigger: Trigger; partitions: number; only?: number[] },
   settings: { SWEEP_ATTEMPTS: number },
+  /**
+   * Partitions that failed in their last run: they get one attempt, no retries, so a partition
+   * that keeps failing cannot hold the run (and every other partition's next run) for the whole
+   * backoff. Their first failure is retried as usual.
+   */
+  failing: ReadonlySet<number> = new Set(),
 ): Promise<void> {
   const { runId, partitions } = run;
   const data: RunData = { ...run, startedAt: new Date().toISOString() };
+  const swept = run.only ?? Array.from({ length: partitions }, (_, partition) => partition);
   await sq.flows.add({
     name: JobName.run,
     queueName: SWEEP_QUEUE,
     data,
     opts: { jobId: runJobId(runId), removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED },
-    children: Array.from({ length: partitions }, (_, partition) => ({
+    children: swept.map((partition) => ({
       name: JobName.partition,
       queueName: PARTITION_QUEUE,
       data: { runId, partition, partitions, continuation: 0 } satisfies PartitionData,
-      opts: { ...partitionJobOptions(settings), jobId: partitionJobId(runId, partition, 0) },
+      opts: {
+        ...partitionJobOptions(settings),
+        ...(failing.has(partition) ? { attempts: 1 } : {}),
+        jobId: partitionJobId(runId, partition, 0),
+      },
     })),
   });
 }

@@ -1,8 +1,9 @@
-import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
+import type { FleetSettings } from '../fleet-settings.ts';
 import { currentRun } from '../queue/current-run.ts';
+import { readHeartbeats, readLastWorkerSettings, type WorkerHeartbeat } from '../queue/fleet.ts';
 import type { RunSummary } from '../queue/jobs.ts';
-import { recentRuns } from '../queue/run-history.ts';
+import { recentRuns as redisRecentRuns } from '../queue/run-history.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import {
@@ -11,42 +12,214 @@ import {
   readBacklog,
   readPartitionBacklog,
 } from './backlog.ts';
+import { type FailingPartition, failingPartitions } from './failures.ts';
+import {
+  type Drift,
+  effectiveSettings,
+  type OwnSettings,
+  type SettingsSource,
+  settingsDrift,
+} from './fleet.ts';
+import { assessHealth, type Health } from './health.ts';
+import { type PauseState, readPause } from './pause.ts';
+import { type RetentionRun, readLastRetention, readRecentRuns } from './run-history.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
 
-/** What `status` prints and the dashboard's overview shows (and serves at /api/overview). */
+/**
+ * What `status` prints, the dashboard shows (and serves at /api/overview) and the metrics report.
+ * Each source is read on its own: a field is null when its source did not answer, and
+ * `unavailable` says which and why.
+ */
 export type Overview = {
   generatedAt: string;
+  health: Health;
+  unavailable: { redis?: string; postgres?: string };
+  /** The settings the counts below use, and where they come from (see effectiveSettings). */
+  settings: FleetSettings;
+  settingsSource: SettingsSource;
+  /** settings.STALE_AFTER, the cutoff of `backlog` and `partitions`. */
   staleAfterMs: number;
-  backlog: Backlog;
-  partitions: PartitionBacklog[];
-  schedulers: SchedulerInfo[];
+  drift: Drift[];
+  /** Live worker processes (heartbeats); null when Redis did not answer. */
+  workers: WorkerHeartbeat[] | null;
+  /** Worker connections BullMQ itself sees (CLIENT LIST); null if Redis does not allow it. */
+  bullmqWorkers: number | null;
+  pause: PauseState | null;
+  backlog: Backlog | null;
+  partitions: PartitionBacklog[] | null;
+  schedulers: SchedulerInfo[] | null;
   currentRunId: string | null;
   recentRuns: RunSummary[];
+  /** Where recentRuns come from: PostgreSQL, else (while it is away) the Redis list. */
+  historySource: 'postgres' | 'redis' | null;
+  failingPartitions: FailingPartition[];
+  lastRetention: RetentionRun | null;
 };
 
-export type OverviewSources = { pool: Pool; sq: SweepQueue; redis: RedisClient };
+export type OverviewSources = {
+  pool: Pool;
+  /** Null when the reader could not connect to Redis at all; `redisError` says why. */
+  sq: SweepQueue | null;
+  redis: RedisClient | null;
+  redisError?: string;
+  /** Told the full error when a source fails (the overview itself carries only its kind). */
+  onSourceError?: (source: 'redis' | 'postgres', err: unknown) => void;
+};
 
-/** The one read of the sweeper's state, for the CLI, the dashboard and its APIs. */
+/** A source that does not answer within this long counts as unreachable for this read. */
+const SOURCE_TIMEOUT_MS = 4_000;
+
+/**
+ * The one read of the sweeper's state: the queue side (Redis) and the run history (PostgreSQL)
+ * at once, then the backlog, counted with the cutoff the fleet runs with. Either store may fail
+ * without failing the other.
+ */
 export async function readOverview(
   from: OverviewSources,
-  settings: Pick<Config, 'STALE_AFTER' | 'SWEEP_PARTITIONS'>,
+  own: { settings: OwnSettings; reader: string },
   runs: number,
 ): Promise<Overview> {
-  const staleAfterMs = settings.STALE_AFTER;
-  const [backlog, partitions, schedulers, currentRunId, recent] = await Promise.all([
-    readBacklog(from.pool, staleAfterMs),
-    readPartitionBacklog(from.pool, { partitions: settings.SWEEP_PARTITIONS, staleAfterMs }),
-    readSchedulers(from.sq),
-    currentRun(from.sq, from.redis),
-    recentRuns(from.sq, from.redis, runs),
+  const unavailable: Overview['unavailable'] = {};
+  const { sq, redis } = from;
+  const readQueueSide = () =>
+    sq && redis
+      ? attempt('redis', from, async () => {
+          const [workers, lastWorker, pause, schedulers, currentRunId, history] = await Promise.all(
+            [
+              readHeartbeats(sq, redis),
+              readLastWorkerSettings(sq, redis),
+              readPause(sq),
+              readSchedulers(sq),
+              currentRun(sq, redis),
+              redisRecentRuns(sq, redis, runs),
+            ],
+          );
+          // CLIENT LIST may be refused (managed Redis): that is no outage.
+          const bullmq = await sq.queue.getWorkers().catch(() => null);
+          const bullmqWorkers = bullmq?.some((c) => c.name?.startsWith('GCP')) ? null : bullmq;
+          return {
+            workers,
+            lastWorker,
+            pause,
+            schedulers,
+            currentRunId,
+            history,
+            bullmqWorkers: bullmqWorkers?.length ?? null,
+          };
+        })
+      : Promise.resolve({ error: from.redisError ?? 'not connected' });
+  // The history (PostgreSQL) beside the queue side: the last run's worker settings stand in
+  // for the fleet's when Redis is away.
+  const [queueSide, history] = await Promise.all([
+    readQueueSide(),
+    attempt('postgres', from, () =>
+      Promise.all([readRecentRuns(from.pool, runs), readLastRetention(from.pool)]),
+    ),
   ]);
+  if ('error' in queueSide) unavailable.redis = queueSide.error;
+  const q = 'error' in queueSide ? null : queueSide;
+
+  const { settings, source } = effectiveSettings(
+    q?.workers ?? null,
+    q?.lastWorker ?? ('error' in history ? null : lastRunSettings(history[0])),
+    own.settings,
+  );
+  const staleAfterMs = settings.STALE_AFTER;
+  const dbSide =
+    'error' in history
+      ? history
+      : await attempt('postgres', from, async () => {
+          const [backlog, partitions] = await Promise.all([
+            readBacklog(from.pool, staleAfterMs),
+            readPartitionBacklog(from.pool, {
+              partitions: settings.SWEEP_PARTITIONS,
+              staleAfterMs,
+            }),
+          ]);
+          return { backlog, partitions, history: history[0], lastRetention: history[1] };
+        });
+  if ('error' in dbSide) unavailable.postgres = dbSide.error;
+  const d = 'error' in dbSide ? null : dbSide;
+
+  const recentRuns = d?.history ?? q?.history ?? [];
+  const failing = failingPartitions(recentRuns);
+  const drift = settingsDrift(q?.workers ?? [], own.settings, own.reader);
+  const backlog = d?.backlog ?? null;
   return {
     generatedAt: new Date().toISOString(),
+    health: assessHealth({
+      now: Date.now(),
+      unavailable,
+      settings,
+      workers: q?.workers ?? null,
+      bullmqWorkers: q?.bullmqWorkers ?? null,
+      pause: q?.pause ?? null,
+      schedulers: q?.schedulers ?? null,
+      backlog,
+      failing,
+      drift,
+    }),
+    unavailable,
+    settings,
+    settingsSource: source,
     staleAfterMs,
+    drift,
+    workers: q?.workers ?? null,
+    bullmqWorkers: q?.bullmqWorkers ?? null,
+    pause: q?.pause ?? null,
     backlog,
-    partitions,
-    schedulers,
-    currentRunId,
-    recentRuns: recent,
+    partitions: d?.partitions ?? null,
+    schedulers: q?.schedulers ?? null,
+    currentRunId: q?.currentRunId ?? null,
+    recentRuns,
+    historySource: d ? 'postgres' : q ? 'redis' : null,
+    failingPartitions: failing,
+    lastRetention: d?.lastRetention ?? null,
   };
+}
+
+/** The settings recorded with the newest run that has them. */
+const lastRunSettings = (runs: RunSummary[]) =>
+  runs.find((r) => r.workerSettings)?.workerSettings ?? null;
+
+async function attempt<T>(
+  source: 'redis' | 'postgres',
+  from: OverviewSources,
+  read: () => Promise<T>,
+): Promise<T | { error: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      read(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${SOURCE_TIMEOUT_MS / 1000} s`)),
+          SOURCE_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } catch (err) {
+    from.onSourceError?.(source, err);
+    return { error: outageKind(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * What kind of outage an error is, in words safe to show anyone who may see the page: no
+ * addresses, names, SQL or credentials (the log has the full error).
+ */
+export function outageKind(err: unknown): string {
+  const { code, message = '' } = (err ?? {}) as { code?: string; message?: string };
+  if (code === 'ECONNREFUSED' || /ECONNREFUSED/.test(message)) return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  if (code === '3D000') return 'the database does not exist';
+  if (code === '28P01' || code === '28000') return 'authentication failed';
+  if (code === '42P01') return 'the database is not migrated (run audit-sweeper migrate)';
+  if (/no answer within|timeout|ETIMEDOUT/i.test(message)) return 'no answer in time';
+  if (/Stream isn't writeable|Connection is closed|max retries per request/i.test(message))
+    return 'not connected';
+  if (/NOAUTH|WRONGPASS/.test(message)) return 'authentication failed';
+  return 'unavailable (details in the log)';
 }

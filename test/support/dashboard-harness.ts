@@ -1,10 +1,13 @@
 import type { Server } from 'node:http';
 import { vi } from 'vitest';
-import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
+import {
+  createDashboardApp,
+  createDashboardMetrics,
+  createDashboardPools,
+} from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
-import { createMetrics } from '../../src/metrics.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
 import { recentRuns } from '../../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../../src/queue/sweep-queue.ts';
@@ -67,7 +70,7 @@ export async function startDashboard(
   const { logger, lines: logs } = captureLogger();
   const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
+  const metrics = createDashboardMetrics({ pool: db.pool, sq, redis, config, logger });
   const { apiPool } = createDashboardPools(config, logger);
   const app = createDashboardApp({
     config,

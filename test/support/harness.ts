@@ -1,4 +1,4 @@
-import type { TestContext } from 'vitest';
+import { type TestContext, vi } from 'vitest';
 import { type CliProcess, startCli } from './cli.ts';
 import { TEST_REDIS_URL } from './redis.ts';
 
@@ -67,3 +67,17 @@ export function processFleet() {
     },
   };
 }
+
+/**
+ * The first value `probe` gives that is not undefined: vi.waitFor, which hands the value back
+ * (expect.poll only asserts), at the same pace as expect.poll.
+ */
+export const until = <T>(probe: () => Promise<T | undefined>) =>
+  vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (value === undefined) throw new Error('not yet');
+      return value;
+    },
+    { timeout: 90_000, interval: 250 },
+  );

@@ -1,19 +1,26 @@
 import type { Job } from 'bullmq';
 import type { RetentionStatus } from '../../src/queue/jobs.ts';
+import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
 import type { JobContext } from '../job-context.ts';
 
 /** The hourly retention job: deletes completed rows older than RETENTION; failures retry. */
 export async function processRetention(
-  _job: Job,
+  job: Job,
   ctx: JobContext,
 ): Promise<RetentionStatus | { skipped: 'RETENTION=off' }> {
   if (ctx.settings.RETENTION === null) return { skipped: 'RETENTION=off' };
+  const startedAt = new Date().toISOString();
   const status = await deleteExpiredEntries(ctx.pool, {
     retentionMs: ctx.settings.RETENTION,
     timeBudgetMs: ctx.settings.SWEEP_TIME_BUDGET,
     signal: ctx.shutdown,
   });
+  await recordRetentionInDatabase(ctx.pool, {
+    runId: `retention-${job.id}-${job.attemptsMade}`,
+    startedAt,
+    status,
+  }).catch((err) => ctx.logger.warn({ err }, 'could not record the retention run in PostgreSQL'));
   if (status.error) throw new Error(status.error);
   ctx.logger.info({ status }, 'retention run finished');
   return status;

@@ -3,6 +3,7 @@ import { runJobId } from '../../src/queue/job-ids.ts';
 import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
 import { recordFinishedRun } from '../../src/queue/run-history.ts';
 import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
+import { recordRunInDatabase } from '../../src/read/run-history.ts';
 import type { JobContext } from '../job-context.ts';
 
 /**
@@ -26,7 +27,14 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
       (a, b) => a - b,
     ),
     failedPartitions: children.failed.map(({ partition, error }) => ({ partition, error })),
+    ...(job.data.only ? { only: job.data.only } : {}),
+    workerSettings: ctx.fleetSettings,
   };
+  // PostgreSQL first: the history that survives Redis. If the database is away the Redis list
+  // still has the run, and the run's totals are in its job.
+  await recordRunInDatabase(ctx.pool, summary).catch((err) =>
+    ctx.logger.warn({ err, runId: summary.runId }, 'could not record the run in PostgreSQL'),
+  );
   await recordFinishedRun(ctx.sq, ctx.redis, summary);
   ctx.metrics.sweepRuns.inc({
     outcome: summary.failedPartitions.length ? 'partial_failure' : 'success',
