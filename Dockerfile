@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every role; the command picks it:
 #   docker run IMAGE start | worker | dashboard | migrate | simulate ... | sweep --wait
 ARG NODE_IMAGE=node:20-bookworm-slim
