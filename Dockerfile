@@ -4,6 +4,8 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---- build: every dependency, TypeScript compiled to dist/ -------------------------------------
 FROM ${NODE_IMAGE} AS build
+# On both stages, so a build's leftovers can be found: docker image ls --filter label=...
+LABEL org.opencontainers.image.title="audit-sweeper"
 WORKDIR /app
 COPY package.json package-lock.json ./
 # `prepare` would build before the sources are here: install first, build once they are.
@@ -13,6 +15,7 @@ RUN npm run build
 
 # ---- runtime: production dependencies only, non-root ----------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="audit-sweeper"
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

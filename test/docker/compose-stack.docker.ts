@@ -34,6 +34,8 @@ if (!engine.ok) {
 
 const PROJECT = 'audit-sweeper-docker-test';
 const HARDENED = [`${PROJECT}-k8s-worker`, `${PROJECT}-k8s-dashboard`];
+/** The label the Dockerfile puts on both its stages. */
+const IMAGE_LABEL = 'org.opencontainers.image.title=audit-sweeper';
 const PASSWORD = randomBytes(12).toString('hex');
 /** A free host port for the dashboard, so nothing else on the machine is in the way. */
 const PORT = await new Promise<number>((resolve) => {
@@ -118,6 +120,17 @@ describe.skipIf(!engine.ok)(
         DOCKER_BUILDKIT: '0',
       });
       figure('docker build (cached layers reused)', seconds(Date.now() - started));
+      // Keep the build stage as the next run's cache (tagged, so never dangling), and drop what
+      // earlier builds of other sources left: untagged images of this Dockerfile.
+      await sh(
+        'docker',
+        ['build', '-q', '--target', 'build', '-t', 'audit-sweeper:build-cache', '.'],
+        {
+          ...process.env,
+          DOCKER_BUILDKIT: '0',
+        },
+      );
+      await docker('image', 'prune', '-f', '--filter', `label=${IMAGE_LABEL}`);
       const size = Number(
         await docker('image', 'inspect', '-f', '{{.Size}}', 'audit-sweeper:local'),
       );
@@ -172,6 +185,7 @@ describe.skipIf(!engine.ok)(
         connectionString: `postgres://audit:audit@${postgres.ip}:5432/audit_sweeper`,
         max: 2,
       });
+      db.on('error', () => undefined); // an idle connection closed when the stack stops
     });
 
     it('Sweep now finalizes the rows seeded as stale, and only those', async () => {
@@ -271,6 +285,9 @@ describe.skipIf(!engine.ok)(
       });
       const [victim] = await containers('worker');
       await docker('kill', (victim as Container).id);
+      // restart: unless-stopped brings it back (or not: the drain must not depend on it).
+      const [killed] = await inspect([(victim as Container).id]);
+      console.log(`killed ${killed?.name}; now ${killed?.status}`);
       expect(atKill.done).toBe(false);
       expect(atKill.progress?.partitionsDone).toBeLessThan(atKill.progress?.partitions ?? 0);
       const afterKill = await dash.sweepDone(statusUrl, 240_000);
@@ -410,9 +427,12 @@ describe.skipIf(!engine.ok)(
     });
 
     it('docker-compose down -v leaves no container, network or volume behind', async () => {
+      await db?.end();
+      db = undefined;
       await compose('--profile', 'demo', 'stop');
       for (const c of await containers()) {
-        expect({ name: c.name, status: c.status }).toEqual({ name: c.name, status: 'exited' });
+        const { name, status, exitCode } = c;
+        expect({ name, status, exitCode }).toEqual({ name, status: 'exited', exitCode: 0 });
       }
       await compose('--profile', 'demo', 'down', '-v', '--remove-orphans');
       expect(await labelled(`com.docker.compose.project=${PROJECT}`)).toEqual({
