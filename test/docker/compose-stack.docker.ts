@@ -6,7 +6,6 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { seed, tagged } from '../support/seed.ts';
-import { waitFor } from '../support/wait.ts';
 import { ensureDockerEngine } from './engine.ts';
 import {
   type Container,
@@ -19,6 +18,7 @@ import {
   seconds,
   sh,
 } from './stack.ts';
+import { waitFor } from './wait.ts';
 
 /**
  * The image and the compose stack, built and run for real, the way a user does: the offline base

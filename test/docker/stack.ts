@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { waitFor } from '../support/wait.ts';
+import { waitFor } from './wait.ts';
 
 /** Helpers for the Docker test: the CLIs as a user runs them, and the stack's state as JSON. */
 
