@@ -1,10 +1,11 @@
-# syntax=docker/dockerfile:1
 # One image for every role; the command picks it:
 #   docker run IMAGE start | worker | dashboard | migrate | simulate ... | sweep --wait
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---- build: every dependency, TypeScript compiled to dist/ -------------------------------------
 FROM ${NODE_IMAGE} AS build
+# On both stages, so a build's leftovers can be found: docker image ls --filter label=...
+LABEL org.opencontainers.image.title="audit-sweeper"
 WORKDIR /app
 COPY package.json package-lock.json ./
 # `prepare` would build before the sources are here: install first, build once they are.
@@ -14,6 +15,7 @@ RUN npm run build
 
 # ---- runtime: production dependencies only, non-root ----------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="audit-sweeper"
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -15,6 +15,10 @@ export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): P
  * a row completed between the pick and the write is left alone whatever any lock said.
  * Ordering by id inside the range walks the partial index (id, time_started) of incomplete rows
  * and never touches another partition's entries.
+ * The UPDATE finds the picked rows by ctid, not by id: after an ANALYZE that saw no incomplete
+ * row (a healthy table), the planner thinks the partial indexes empty and, joining by id, scanned
+ * every incomplete row once per picked row, minutes per chunk on a fresh backlog. A ctid is one
+ * page read whatever the statistics say, and stays valid: the row is locked FOR UPDATE.
  *
  * The chunk commits without waiting for its WAL flush (synchronous_commit off, for this
  * transaction only: set_config's third argument; the statement is its own transaction, so this
@@ -30,7 +34,7 @@ export async function finalizeStaleChunk(
 ): Promise<number> {
   const { rows } = await db.query<{ finalized: number }>(
     `WITH picked AS (
-       SELECT id FROM audit_log
+       SELECT ctid FROM audit_log
         WHERE time_completed IS NULL
           AND id BETWEEN $2::uuid AND $3::uuid
           AND time_started < $1::timestamptz
@@ -41,7 +45,7 @@ export async function finalizeStaleChunk(
        UPDATE audit_log AS a
           SET time_completed = now(), result_kind = 'timeout'
          FROM picked
-        WHERE a.id = picked.id AND a.time_completed IS NULL
+        WHERE a.ctid = picked.ctid AND a.time_completed IS NULL
        RETURNING a.id
      )
      SELECT (SELECT count(*) FROM finalized)::int AS finalized,
