@@ -5,6 +5,7 @@ import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
+import type { OverviewSettings } from '../src/read/overview.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { admission } from './admission.ts';
@@ -14,19 +15,20 @@ import { bullBoardRouter } from './bull-board.ts';
 import { sameOriginOnly } from './csrf.ts';
 import { errorHandler, notFound } from './errors.ts';
 import { overviewRouter } from './overview-routes.ts';
+import { pauseRouter } from './pause-api.ts';
 import { sweepRouter } from './sweep-api.ts';
 
 export type DashboardDeps = {
   config: Pick<
     Config,
     | 'DASHBOARD_BASE_PATH'
+    | 'DASHBOARD_USER'
     | 'LIST_SAFETY_MARGIN'
-    | 'STALE_AFTER'
-    | 'SWEEP_PARTITIONS'
     | 'API_POOL_SIZE'
     | 'API_MAX_QUEUED'
     | 'API_MAX_WAIT'
-  >;
+  > &
+    OverviewSettings;
   /** The overview, readiness and metrics' connections (see createDashboardPools). */
   pool: Pool;
   /** The audit-log API's own connections, so that API load never starves the rest. */
@@ -70,6 +72,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
       onReject: (reason) => deps.metrics.apiRejected.inc({ reason }),
     }),
   );
+  router.use(pauseRouter({ sq, redis, logger, user: deps.config.DASHBOARD_USER }));
   router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN, logger }));
   router.use(notFound);
 

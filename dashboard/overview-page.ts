@@ -1,3 +1,5 @@
+import { describeWaited } from '../src/control/describe.ts';
+import { describeWorker } from '../src/control/fleet-state.ts';
 import { humanDuration } from '../src/duration.ts';
 import type { RunSummary } from '../src/queue/jobs.ts';
 import type { PartitionBacklog } from '../src/read/backlog.ts';
@@ -38,6 +40,13 @@ export function renderOverviewPage(base: string, o: Overview): string {
   <span class="hint">Times out every entry left incomplete for longer than ${esc(humanDuration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
   <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
 </section>
+<section class="sweep-now pause-controls">
+  <label>Pause for <select id="pause-for" data-testid="pause-for"><option value="15m">15 min</option><option value="1h">1 h</option><option value="4h">4 h</option><option value="">until resumed</option></select></label>
+  <input id="pause-reason" data-testid="pause-reason" type="text" maxlength="500" placeholder="reason (shown to other operators)">
+  <button type="button" id="pause" data-testid="pause">Pause</button>
+  <button type="button" id="resume" data-testid="resume">Resume</button>
+  <div id="pause-status" data-testid="pause-status" role="status" aria-live="polite"></div>
+</section>
 ${renderMain(o)}
 </body>
 </html>`;
@@ -51,6 +60,7 @@ function renderMain(o: Overview): string {
   ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${humanDuration(o.staleAfterMs)}: waiting for the sweeper`, b.stale > 0 ? 'warn' : 'ok')}
   ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
   ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? humanDuration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
+  ${card('Sweeper', 'control-state', o.control.state, controlNote(o), o.control.state === 'running' ? 'ok' : 'warn')}
   ${card('Sweep under way', 'current-run', o.currentRunId ?? 'none', next ? `next scheduled sweep ${time(next)}` : 'no schedule yet: start a worker')}
 </section>
 <section>
@@ -69,6 +79,17 @@ function renderMain(o: Overview): string {
 </main>`;
 }
 
+/** Who paused and why, or what holds the workers back, with the measured value and the limit. */
+function controlNote(o: Overview): string {
+  const c = o.control;
+  if (c.pause)
+    return `by ${c.pause.by}${c.pause.reason ? `: ${c.pause.reason}` : ''}; ${c.pause.until ? `until ${time(c.pause.until)}` : 'until resumed'}`;
+  const held = c.workers.map(describeWorker);
+  if (held.length) return [...new Set(held)].join('; ');
+  const l = c.limits;
+  return `limits: pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}, replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}, active backends ${l.maxActiveBackends ?? 'off'}`;
+}
+
 function card(label: string, id: string, value: string, note: string, tone = ''): string {
   return `<div class="card ${tone}"><div class="label">${esc(label)}</div><div class="value" data-testid="${id}">${esc(value)}</div><div class="note">${esc(note)}</div></div>`;
 }
@@ -83,7 +104,7 @@ function renderRuns(runs: RunSummary[]): string {
       const skipped = r.skippedPartitions.length ? r.skippedPartitions.join(', ') : '';
       return `<tr data-run-id="${esc(r.runId)}">
 <td>${esc(time(r.finishedAt))}</td><td><code>${esc(r.runId)}</code></td><td>${esc(r.trigger)}</td>
-<td class="num" data-testid="run-finalized">${count(r.finalized)}</td><td class="num">${esc(humanDuration(r.durationMs))}</td>
+<td class="num" data-testid="run-finalized">${count(r.finalized)}</td><td class="num">${esc(humanDuration(r.durationMs))}${r.waitedMs ? `<div class="note" data-testid="run-waited">${esc(describeWaited(r.waitedMs))}</div>` : ''}</td>
 <td class="num">${count(r.chunks)}</td><td>${esc(skipped)}</td><td>${failed}</td></tr>`;
     })
     .join('\n');

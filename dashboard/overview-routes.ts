@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type Request, type Response, Router } from 'express';
-import type { Config } from '../src/config.ts';
-import { type OverviewSources, readOverview } from '../src/read/overview.ts';
+import { type OverviewSettings, type OverviewSources, readOverview } from '../src/read/overview.ts';
 import { renderOverviewPage } from './overview-page.ts';
 
 /**
@@ -21,7 +20,7 @@ const ASSETS = { js: asset('overview.js'), css: asset('overview.css') };
 /** The overview page at the root, its JSON at /api/overview, and the page's two assets. */
 export function overviewRouter(
   deps: OverviewSources & {
-    settings: Pick<Config, 'STALE_AFTER' | 'SWEEP_PARTITIONS'>;
+    settings: OverviewSettings;
     base: string;
   },
 ): Router {

@@ -1,5 +1,7 @@
 import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
+import { ChunkGate } from '../src/control/gate.ts';
+import { readPause } from '../src/control/pause.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import { RepeatedErrors } from '../src/log-repeats.ts';
@@ -97,7 +99,13 @@ export function createSweepWorker(
       })
     : pool;
   const metrics =
-    options.metrics ?? createMetrics({ pool: gaugePool, staleAfterMs: config.STALE_AFTER, logger });
+    options.metrics ??
+    createMetrics({
+      pool: gaugePool,
+      staleAfterMs: config.STALE_AFTER,
+      logger,
+      paused: async () => (await readPause(redis, sq)) !== null,
+    });
   const shutdown = new AbortController();
   const ctx: JobContext = {
     settings: config,
@@ -106,6 +114,7 @@ export function createSweepWorker(
     pool,
     logger,
     metrics,
+    gate: new ChunkGate({ redis, sq, pool, logger, metrics, settings: config }),
     shutdown: shutdown.signal,
   };
 

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
+import { readPause } from '../control/pause.ts';
 import { errorMessage } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
@@ -46,7 +47,13 @@ export async function startDashboardService(
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const { pool, apiPool } = createDashboardPools(config, logger);
   const metrics =
-    options.metrics ?? createMetrics({ pool, staleAfterMs: config.STALE_AFTER, logger });
+    options.metrics ??
+    createMetrics({
+      pool,
+      staleAfterMs: config.STALE_AFTER,
+      logger,
+      paused: async () => (await readPause(redis, sq)) !== null,
+    });
   const app = createDashboardApp({
     config,
     pool,

@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { describeControl, describeWaited } from '../control/describe.ts';
 import { createPool } from '../db/pool.ts';
 import { humanDuration } from '../duration.ts';
 import { createLogger } from '../log.ts';
@@ -31,7 +32,12 @@ export async function run(config: Config, options: OptionValues): Promise<number
 }
 
 function describe(r: Overview): string {
+  const waited = Object.entries(r.control.waitedSeconds)
+    .map(([reason, sec]) => `${reason} ${humanDuration((sec ?? 0) * 1000)}`)
+    .join(', ');
   const lines = [
+    ...describeControl(r.control),
+    `limits: ${limits(r)}${waited ? `; time spent waiting so far: ${waited}` : ''}`,
     `backlog: ${r.backlog.stale} stale entries waiting for the sweeper, ${r.backlog.inFlight} in flight`,
     `oldest incomplete entry: ${r.backlog.oldestStarted ? `started ${r.backlog.oldestStarted} (${humanDuration(r.backlog.oldestAgeMs)} ago)` : 'none'}`,
     `run under way: ${r.currentRunId ?? 'none'}`,
@@ -49,9 +55,19 @@ function describe(r: Overview): string {
             `  ${run.finishedAt} ${run.runId} (${run.trigger}): ${run.finalized} timed out, ${humanDuration(run.durationMs)}` +
             (run.failedPartitions.length
               ? `, FAILED partitions ${run.failedPartitions.map((f) => f.partition).join(', ')}`
-              : ''),
+              : '') +
+            (run.waitedMs ? `, ${describeWaited(run.waitedMs)}` : ''),
         )
       : ['  none yet']),
   ];
   return lines.join('\n');
+}
+
+function limits(r: Overview): string {
+  const l = r.control.limits;
+  return [
+    `pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}`,
+    `replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}`,
+    `active backends ${l.maxActiveBackends ?? 'off'}`,
+  ].join(', ');
 }

@@ -3,6 +3,7 @@ import { vi } from 'vitest';
 import { createDashboardApp, createDashboardPools } from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
+import { readPause } from '../../src/control/pause.ts';
 import { silentLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
@@ -67,7 +68,11 @@ export async function startDashboard(
   const { logger, lines: logs } = captureLogger();
   const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const metrics = createMetrics({ pool: db.pool, staleAfterMs: config.STALE_AFTER });
+  const metrics = createMetrics({
+    pool: db.pool,
+    staleAfterMs: config.STALE_AFTER,
+    paused: async () => (await readPause(redis, sq)) !== null,
+  });
   const { apiPool } = createDashboardPools(config, logger);
   const app = createDashboardApp({
     config,

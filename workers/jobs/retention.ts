@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { readPause } from '../../src/control/pause.ts';
 import type { RetentionStatus } from '../../src/queue/jobs.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
 import type { JobContext } from '../job-context.ts';
@@ -7,12 +8,16 @@ import type { JobContext } from '../job-context.ts';
 export async function processRetention(
   _job: Job,
   ctx: JobContext,
-): Promise<RetentionStatus | { skipped: 'RETENTION=off' }> {
+): Promise<RetentionStatus | { skipped: 'RETENTION=off' | 'paused' }> {
   if (ctx.settings.RETENTION === null) return { skipped: 'RETENTION=off' };
+  const paused = () => readPause(ctx.redis, ctx.sq).then((p) => p !== null);
+  // A pause stops retention too: not now, and not after the chunk under way (next hour again).
+  if (await paused()) return { skipped: 'paused' };
   const status = await deleteExpiredEntries(ctx.pool, {
     retentionMs: ctx.settings.RETENTION,
     timeBudgetMs: ctx.settings.SWEEP_TIME_BUDGET,
     signal: ctx.shutdown,
+    stopBefore: paused,
   });
   if (status.error) throw new Error(status.error);
   ctx.logger.info({ status }, 'retention run finished');

@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import { runJobId } from '../../src/queue/job-ids.ts';
-import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
+import type { RunData, RunSummary, WaitedMs, WaitReason } from '../../src/queue/jobs.ts';
 import { recordFinishedRun } from '../../src/queue/run-history.ts';
 import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
 import type { JobContext } from '../job-context.ts';
@@ -27,6 +27,11 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
     ),
     failedPartitions: children.failed.map(({ partition, error }) => ({ partition, error })),
   };
+  const waitedMs: WaitedMs = {};
+  for (const s of finished)
+    for (const [reason, ms] of Object.entries(s.waitedMs ?? {}) as [WaitReason, number][])
+      waitedMs[reason] = (waitedMs[reason] ?? 0) + ms;
+  if (Object.keys(waitedMs).length) summary.waitedMs = waitedMs;
   await recordFinishedRun(ctx.sq, ctx.redis, summary);
   ctx.metrics.sweepRuns.inc({
     outcome: summary.failedPartitions.length ? 'partial_failure' : 'success',
@@ -35,6 +40,7 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
     runId: summary.runId,
     finalized: summary.finalized,
     failed: summary.failedPartitions,
+    ...(summary.waitedMs ? { waitedMs: summary.waitedMs } : {}),
   };
   if (summary.failedPartitions.length)
     ctx.logger.error(log, 'sweep run finished with failed partitions');
