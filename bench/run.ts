@@ -17,12 +17,16 @@
  *    median over several rows. <= SWEEP_EVERY + 1 s
  * 6. The audit-log API under load (bench/api-load.ts): api_p50_ms, api_p99_ms, api_errors and
  *    readyz_failures for 2000 requests at 50 concurrent on 1M completed rows. 0, 0, < 100 ms
+ * 7. Gentleness (bench/gentle.ts): writer p99 during a full-speed drain and during drains paced
+ *    at a half and a quarter of the full-speed rate, over idle (paced_writer_p99_ratio <= 2),
+ *    and each drain's rate.
  */
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { AuditLogStore } from '../src/store/store.ts';
 import { createTestDatabase, type TestDatabase } from '../test/support/db.ts';
 import { runApiLoadBench } from './api-load.ts';
+import { measureGentle } from './gentle.ts';
 import { measureIdle } from './idle.ts';
 import {
   median,
@@ -211,6 +215,16 @@ async function main() {
     log,
     databases,
   });
+  // Gentleness (bench/gentle.ts): writers during full-speed and paced drains, on the drain db.
+  await resetStale(drain.db.pool);
+  const gentle = await measureGentle({
+    pool: drain.db.pool,
+    databaseUrl: drain.db.url,
+    stale: STALE,
+    rounds: QUICK ? 2 : 3,
+    reset: () => resetStale(drain.db.pool),
+    log,
+  });
   const memory = await rss(drain.db);
   const latency = await detection(drain.db);
   const api = await runApiLoadBench({
@@ -225,6 +239,7 @@ async function main() {
     stale: STALE,
     rounds: ROUNDS,
     ...drain.result,
+    ...gentle,
     ...idle,
     ...memory,
     ...latency,
@@ -238,6 +253,7 @@ async function main() {
       'writer_p99_ratio <= writer_p99_ratio_single_update',
       result.writer_p99_ratio <= result.writer_p99_ratio_single_update,
     ],
+    ['paced_writer_p99_ratio <= 2', result.paced_writer_p99_ratio <= 2],
     ['idle_ratio <= 1.2', result.idle_ratio <= 1.2],
     ['idle_buffers_ratio <= 1.2', result.idle_buffers_ratio <= 1.2],
     ['worker_rss_mb < 200', result.worker_rss_mb < 200],

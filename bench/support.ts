@@ -11,7 +11,7 @@ import type { Pool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer, createRedis } from '../src/queue/connection.ts';
 import { runJobId } from '../src/queue/job-ids.ts';
-import { type RunSummary, SWEEP_QUEUE, type TickResult } from '../src/queue/jobs.ts';
+import { type RunSummary, type StartedTick, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { requestSweep } from '../src/queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
@@ -123,7 +123,7 @@ export async function startWorkers(
       const t = performance.now();
       const tick = await queue.queue.getJob(await requestSweep(queue));
       if (!tick) throw new Error('the sweep request vanished');
-      const { runId } = (await tick.waitUntilFinished(events, 3_600_000)) as TickResult;
+      const { runId } = (await tick.waitUntilFinished(events, 3_600_000)) as StartedTick;
       const run = await queue.queue.getJob(runJobId(runId));
       if (!run) throw new Error(`run ${runId} vanished`);
       const summary = (await run.waitUntilFinished(events, 3_600_000)) as RunSummary;

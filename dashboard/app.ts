@@ -1,11 +1,12 @@
 import express, { type Express, Router } from 'express';
 import type { Config } from '../src/config.ts';
+import { readPause } from '../src/control/pause.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
-import type { OwnSettings } from '../src/read/fleet.ts';
+import type { OverviewSettings } from '../src/read/overview.ts';
 import { readOverview } from '../src/read/overview.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
@@ -17,18 +18,20 @@ import { sameOriginOnly } from './csrf.ts';
 import { errorHandler, notFound } from './errors.ts';
 import { overviewRouter } from './overview-routes.ts';
 import { partitionRetryRouter } from './partition-retry-api.ts';
+import { pauseRouter } from './pause-api.ts';
 import { sweepRouter } from './sweep-api.ts';
 
 export type DashboardDeps = {
   config: Pick<
     Config,
     | 'DASHBOARD_BASE_PATH'
+    | 'DASHBOARD_USER'
     | 'LIST_SAFETY_MARGIN'
     | 'API_POOL_SIZE'
     | 'API_MAX_QUEUED'
     | 'API_MAX_WAIT'
   > &
-    OwnSettings;
+    OverviewSettings;
   /** The overview, readiness and metrics' connections (see createDashboardPools). */
   pool: Pool;
   /** The audit-log API's own connections, so that API load never starves the rest. */
@@ -73,6 +76,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
       onReject: (reason) => deps.metrics.apiRejected.inc({ reason }),
     }),
   );
+  router.use(pauseRouter({ sq, redis, logger, user: deps.config.DASHBOARD_USER }));
   router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN, logger }));
   router.use(notFound);
 
@@ -119,7 +123,7 @@ export function createDashboardMetrics(deps: {
   pool: Pool;
   sq: SweepQueue;
   redis: RedisClient;
-  config: OwnSettings;
+  config: OverviewSettings;
   logger: Logger;
 }): Metrics {
   return createMetrics({
@@ -130,5 +134,6 @@ export function createDashboardMetrics(deps: {
         { settings: deps.config, reader: 'this dashboard' },
         20,
       ),
+    paused: async () => (await readPause(deps.redis, deps.sq)) !== null,
   });
 }

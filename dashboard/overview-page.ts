@@ -1,3 +1,5 @@
+import { describeWaited } from '../src/control/describe.ts';
+import { describeWorker } from '../src/control/fleet-state.ts';
 import { humanDuration } from '../src/duration.ts';
 import { type FleetSettings, showSetting } from '../src/fleet-settings.ts';
 import { HEARTBEAT_TTL_MS, type WorkerHeartbeat } from '../src/queue/fleet.ts';
@@ -43,6 +45,13 @@ export function renderOverviewPage(base: string, o: Overview): string {
   <button type="button" id="sweep-now" data-testid="sweep-now">Sweep now</button>
   <span class="hint">Times out every entry left incomplete for longer than ${esc(humanDuration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
   <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
+</section>
+<section class="sweep-now pause-controls">
+  <label>Pause for <select id="pause-for" data-testid="pause-for"><option value="15m">15 min</option><option value="1h">1 h</option><option value="4h">4 h</option><option value="">until resumed</option></select></label>
+  <input id="pause-reason" data-testid="pause-reason" type="text" maxlength="500" placeholder="reason (shown to other operators)">
+  <button type="button" id="pause" data-testid="pause">Pause</button>
+  <button type="button" id="resume" data-testid="resume">Resume</button>
+  <div id="pause-status" data-testid="pause-status" role="status" aria-live="polite"></div>
 </section>
 ${renderMain(o)}
 </body>
@@ -136,14 +145,25 @@ function renderCards(o: Overview): string {
       )
     : card('Sweep under way', 'current-run', 'unknown', 'Redis does not answer');
   if (!b)
-    return `<section class="cards">${card('Stale backlog', 'stale', 'unknown', unknown)}${card('In flight', 'in-flight', 'unknown', unknown)}${card('Oldest incomplete entry', 'oldest', 'unknown', unknown)}${runCard}</section>`;
+    return `<section class="cards">${card('Stale backlog', 'stale', 'unknown', unknown)}${card('In flight', 'in-flight', 'unknown', unknown)}${card('Oldest incomplete entry', 'oldest', 'unknown', unknown)}${controlCard(o)}${runCard}</section>`;
   return `<section class="cards">
   ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${humanDuration(o.staleAfterMs)}: waiting for the sweeper`, staleTone(o))}
   ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
   ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? humanDuration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
+  ${controlCard(o)}
   ${runCard}
 </section>`;
 }
+
+/** Running, paced, throttled or paused (issue 12's control state); unknown without Redis. */
+const controlCard = (o: Overview) =>
+  card(
+    'Sweeper',
+    'control-state',
+    o.control?.state ?? 'unknown',
+    controlNote(o),
+    o.control?.state === 'running' ? 'ok' : 'warn',
+  );
 
 /**
  * A stale backlog is normal for up to one sweep interval after rows pass the cutoff: coloured
@@ -156,6 +176,18 @@ function staleTone(o: Overview): string {
   if (b.oldestAgeMs > behindAfterMs(o.settings)) return 'bad';
   if (b.oldestAgeMs > o.settings.STALE_AFTER + 2 * o.settings.SWEEP_EVERY) return 'warn';
   return '';
+}
+
+/** Who paused and why, or what holds the workers back, with the measured value and the limit. */
+function controlNote(o: Overview): string {
+  const c = o.control;
+  if (!c) return 'unknown: Redis does not answer';
+  if (c.pause)
+    return `by ${c.pause.by}${c.pause.reason ? `: ${c.pause.reason}` : ''}; ${c.pause.until ? `until ${time(c.pause.until)}` : 'until resumed'}`;
+  const held = c.workers.map(describeWorker);
+  if (held.length) return [...new Set(held)].join('; ');
+  const l = c.limits;
+  return `limits: pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}, replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}, active backends ${l.maxActiveBackends ?? 'off'}`;
 }
 
 function card(label: string, id: string, value: string, note: string, tone = ''): string {
@@ -222,7 +254,7 @@ function renderRuns(runs: RunSummary[]): string {
       const trigger = r.only ? `${r.trigger} (partition ${r.only.join(', ')})` : r.trigger;
       return `<tr data-run-id="${esc(r.runId)}">
 <td data-label="Finished">${esc(time(r.finishedAt))}</td><td data-label="Run"><code>${esc(r.runId)}</code></td><td data-label="Trigger">${esc(trigger)}</td>
-<td class="num" data-label="Rows finalized" data-testid="run-finalized">${count(r.finalized)}</td><td class="num" data-label="Duration">${esc(humanDuration(r.durationMs))}</td>
+<td class="num" data-label="Rows finalized" data-testid="run-finalized">${count(r.finalized)}</td><td class="num" data-label="Duration">${esc(humanDuration(r.durationMs))}${r.waitedMs ? `<div class="note" data-testid="run-waited">${esc(describeWaited(r.waitedMs))}</div>` : ''}</td>
 <td class="num" data-label="Chunks">${count(r.chunks)}</td><td data-label="Skipped (locked)">${esc(skipped)}</td><td data-label="Failed partitions">${failed}</td></tr>`;
     })
     .join('\n');

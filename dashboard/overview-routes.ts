@@ -1,8 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { type Request, type Response, Router } from 'express';
 import type { Logger } from '../src/log.ts';
-import type { OwnSettings } from '../src/read/fleet.ts';
-import { type OverviewSources, outageKind, readOverview } from '../src/read/overview.ts';
+import {
+  type OverviewSettings,
+  type OverviewSources,
+  outageKind,
+  readOverview,
+} from '../src/read/overview.ts';
 import { renderOverviewPage } from './overview-page.ts';
 
 /**
@@ -25,7 +29,7 @@ const ASSETS = { js: asset('overview.js'), css: asset('overview.css') };
  */
 export function overviewRouter(
   deps: OverviewSources & {
-    settings: OwnSettings;
+    settings: OverviewSettings;
     logger: Logger;
     base: string;
   },

@@ -93,6 +93,13 @@ const text = (def: string | undefined, pattern: RegExp, accepted: string): Setti
  */
 export const LIST_SAFETY_MARGIN_FLOOR_MS = 2_000;
 
+/** `off` (null), or what `setting` accepts. */
+const orOff = <T>(setting: Setting<T>, def: string): Setting<T | null> => ({
+  default: def,
+  accepted: `${setting.accepted}, or off`,
+  parse: (raw) => (raw === 'off' ? null : setting.parse(raw)),
+});
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS = {
@@ -132,6 +139,9 @@ export const SETTINGS = {
   API_MAX_QUEUED: integer('100', 0, 10_000),
   API_MAX_WAIT: duration('1s', 1, 60_000),
   API_STATEMENT_TIMEOUT: duration('5s', 100, 3_600_000),
+  SWEEP_MAX_ROWS_PER_SECOND: orOff(integer('', 1, 10_000_000), 'off'),
+  SWEEP_MAX_REPLICA_LAG: orOff(duration('', 1, INTERVAL_MAX), '10s'),
+  SWEEP_MAX_ACTIVE_BACKENDS: orOff(integer('', 1, 100_000), 'off'),
   DASHBOARD_PORT: integer('3000', 0, 65_535),
   DASHBOARD_BASE_PATH: text(
     '',

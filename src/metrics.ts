@@ -11,7 +11,12 @@ import type { Overview } from './read/overview.ts';
 export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(
-  options: { overview?: () => Promise<Overview>; logger?: Logger } = {},
+  options: {
+    overview?: () => Promise<Overview>;
+    logger?: Logger;
+    /** Whether the fleet is paused, read from Redis at scrape time (the paused gauge). */
+    paused?: () => Promise<boolean>;
+  } = {},
 ) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'audit_sweeper_' });
@@ -53,7 +58,27 @@ export function createMetrics(
       help: 'Partition jobs that found another sweep of their partition under way and did nothing.',
       registers,
     }),
+    throttledSeconds: new Counter({
+      name: 'audit_sweeper_throttled_seconds_total',
+      help: 'Time chunks waited before running, by reason: paused, replica_lag, load, pacing.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
   };
+
+  // Every reason from the start, so a dashboard shows 0 rather than no series.
+  for (const reason of ['paused', 'replica_lag', 'load', 'pacing'])
+    metrics.throttledSeconds.inc({ reason }, 0);
+  const { paused } = options;
+  if (paused)
+    new Gauge({
+      name: 'audit_sweeper_paused',
+      help: '1 while an operator has paused the sweeper (audit-sweeper pause), else 0.',
+      registers,
+      async collect() {
+        this.set((await paused()) ? 1 : 0);
+      },
+    });
 
   const read = options.overview;
   if (read) {

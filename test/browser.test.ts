@@ -149,6 +149,21 @@ describe('dashboard in Chromium', () => {
     await page.waitForURL(`${d.origin}${d.base}/`);
     await page.getByTestId('stale').waitFor({ timeout: TIMEOUT });
 
+    // Pause and Resume from the page (same-origin POSTs with the page's credentials).
+    await page.getByTestId('pause-reason').fill('browser test');
+    await page.getByTestId('pause').click();
+    await expect
+      .poll(() => page.getByTestId('control-state').textContent(), { timeout: TIMEOUT })
+      .toBe('paused');
+    expect(
+      await page.locator('.card', { has: page.getByTestId('control-state') }).textContent(),
+    ).toContain('browser test');
+    await page.screenshot({ path: `${ARTIFACTS}/browser-5-paused.png` });
+    await page.getByTestId('resume').click();
+    await expect
+      .poll(() => page.getByTestId('control-state').textContent(), { timeout: TIMEOUT })
+      .toBe('running');
+
     expect(errors).toEqual([]);
     await page.context().close();
   });

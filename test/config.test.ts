@@ -30,8 +30,22 @@ describe('loadConfig', () => {
       DASHBOARD_PORT: 3000,
       DASHBOARD_USER: 'admin',
       LOG_LEVEL: 'info',
+      SWEEP_MAX_ROWS_PER_SECOND: null,
+      SWEEP_MAX_REPLICA_LAG: 10_000,
+      SWEEP_MAX_ACTIVE_BACKENDS: null,
     });
     expect(config.DASHBOARD_PASSWORD).toBeUndefined();
+    expect(
+      loadConfig({
+        SWEEP_MAX_ROWS_PER_SECOND: '500',
+        SWEEP_MAX_REPLICA_LAG: 'off',
+        SWEEP_MAX_ACTIVE_BACKENDS: '8',
+      }),
+    ).toMatchObject({
+      SWEEP_MAX_ROWS_PER_SECOND: 500,
+      SWEEP_MAX_REPLICA_LAG: null,
+      SWEEP_MAX_ACTIVE_BACKENDS: 8,
+    });
   });
 
   it('an empty value means the default', () => {
@@ -158,6 +172,12 @@ describe('loadConfig', () => {
     ['API_MAX_WAIT', '2m'],
     ['API_STATEMENT_TIMEOUT', '50ms'],
     ['API_STATEMENT_TIMEOUT', '2h'],
+    ['SWEEP_MAX_ROWS_PER_SECOND', '0'],
+    ['SWEEP_MAX_ROWS_PER_SECOND', 'fast'],
+    ['SWEEP_MAX_REPLICA_LAG', '10'],
+    ['SWEEP_MAX_REPLICA_LAG', 'none'],
+    ['SWEEP_MAX_ACTIVE_BACKENDS', '-3'],
+    ['SWEEP_MAX_ACTIVE_BACKENDS', 'busy'],
   ];
 
   it.each(bad)(
@@ -232,6 +252,9 @@ describe('audit-sweeper CLI (from the sources)', () => {
     ['STALE_AFTER', '300000000d'],
     ['LIST_SAFETY_MARGIN', '300000000d'],
     ['RETENTION', '300000000d'],
+    ['SWEEP_MAX_ROWS_PER_SECOND', '1.5'],
+    ['SWEEP_MAX_REPLICA_LAG', '2 seconds'],
+    ['SWEEP_MAX_ACTIVE_BACKENDS', '0'],
   ])('%s=%s exits 2 naming the variable', async (variable, value) => {
     await expectBadSetting(variable, value);
   });

@@ -157,6 +157,66 @@ describe('same-origin writes', () => {
     expect(await d.sq.queue.isPaused()).toBe(false);
   });
 
+  it('Pause and Resume: refused cross-origin and unauthenticated, shown in the overview once done', async () => {
+    const overview = async () => (await (await d.get('/api/overview')).json()).control;
+    const attempts: Record<string, string>[] = [
+      { authorization: AUTH, 'sec-fetch-site': 'cross-site' },
+      { authorization: AUTH, origin: 'https://evil.example' },
+      {},
+    ];
+    for (const headers of attempts) {
+      const res = await call('POST', '/api/pause', {
+        ...headers,
+        'content-type': 'application/json',
+      });
+      expect(res.status, JSON.stringify(headers)).toBe('authorization' in headers ? 403 : 401);
+    }
+    expect((await overview()).pause).toBeNull();
+
+    const bad = await d.get('/api/pause', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: d.origin },
+      body: JSON.stringify({ for: 'soon' }),
+    });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.parameter).toBe('for');
+
+    const paused = await d.get('/api/pause', {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        origin: d.origin,
+        'sec-fetch-site': 'same-origin',
+      },
+      body: JSON.stringify({ for: '30m', reason: 'database maintenance' }),
+    });
+    expect(paused.status).toBe(200);
+    const control = await overview();
+    expect(control.state).toBe('paused');
+    expect(control.pause).toMatchObject({
+      by: `dashboard user ${USER}`,
+      reason: 'database maintenance',
+    });
+    expect(Date.parse(control.pause.until) - Date.now()).toBeGreaterThan(29 * 60_000);
+    const page = await (await d.get('/')).text();
+    expect(page).toContain('data-testid="control-state">paused<');
+    expect(page).toContain('database maintenance');
+    const metrics = await (await d.get('/metrics')).text();
+    expect(metrics).toMatch(/^audit_sweeper_paused 1$/m);
+    expect(metrics).toMatch(/^audit_sweeper_throttled_seconds_total\{reason="replica_lag"\} 0$/m);
+
+    const refused = await call('POST', '/api/resume', {
+      authorization: AUTH,
+      'sec-fetch-site': 'cross-site',
+    });
+    expect(refused.status).toBe(403);
+    expect((await overview()).state).toBe('paused');
+    const resumed = await d.get('/api/resume', { method: 'POST', headers: { origin: d.origin } });
+    expect(resumed.status).toBe(200);
+    expect(await resumed.json()).toMatchObject({ resumed: true });
+    expect((await overview()).state).toBe('running');
+  });
+
   it('GET stays allowed cross-site (it changes nothing)', async () => {
     const res = await call('GET', '/api/overview', {
       authorization: AUTH,

@@ -9,8 +9,8 @@ import {
   JobName,
   type PartitionData,
   SchedulerId,
+  type StartedTick,
   type SweepStatus,
-  type TickResult,
 } from '../src/queue/jobs.ts';
 import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
 import { recentRuns } from '../src/queue/run-history.ts';
@@ -160,9 +160,9 @@ async function waitIdle(sq: SweepQueue): Promise<void> {
 }
 
 /** A tick job's result once it has run (it starts or joins a run). */
-async function tickResult(sq: SweepQueue, id: string): Promise<TickResult> {
+async function tickResult(sq: SweepQueue, id: string): Promise<StartedTick> {
   await expect.poll(() => sq.queue.getJobState(id), { interval: 50 }).toBe('completed');
-  return (await sq.queue.getJob(id))?.returnvalue as TickResult;
+  return (await sq.queue.getJob(id))?.returnvalue as StartedTick;
 }
 
 /** `count` rows at once: incomplete ones started `ageMs` ago or earlier, or completed ones. */

@@ -1,4 +1,5 @@
 import type { Config } from '../src/config.ts';
+import type { ChunkGate } from '../src/control/gate.ts';
 import type { Pool } from '../src/db/pool.ts';
 import type { FleetSettings } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
@@ -18,6 +19,9 @@ export type WorkerSettings = Pick<
   | 'SWEEP_LOCK_TTL'
   | 'SWEEP_ATTEMPTS'
   | 'RETENTION'
+  | 'SWEEP_MAX_ROWS_PER_SECOND'
+  | 'SWEEP_MAX_REPLICA_LAG'
+  | 'SWEEP_MAX_ACTIVE_BACKENDS'
 >;
 
 /** What every job processor is given besides its job: one worker process's connections. */
@@ -30,6 +34,8 @@ export type JobContext = {
   pool: Pool;
   logger: Logger;
   metrics: Metrics;
+  /** Pause, throttles and pacing: every chunk of this process waits here first. */
+  gate: ChunkGate;
   /** Aborted when the process is shutting down. */
   shutdown: AbortSignal;
 };

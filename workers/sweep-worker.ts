@@ -1,5 +1,7 @@
 import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
+import { ChunkGate } from '../src/control/gate.ts';
+import { readPause } from '../src/control/pause.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { fleetSettingsOf } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
@@ -115,6 +117,7 @@ export function createSweepWorker(
           { settings: config, reader: `worker ${me.host} pid ${me.pid}` },
           20,
         ),
+      paused: async () => (await readPause(redis, sq)) !== null,
     });
   const shutdown = new AbortController();
   const fleetSettings = fleetSettingsOf(config);
@@ -126,6 +129,7 @@ export function createSweepWorker(
     pool,
     logger,
     metrics,
+    gate: new ChunkGate({ redis, sq, pool, logger, metrics, settings: config }),
     shutdown: shutdown.signal,
   };
 

@@ -59,6 +59,11 @@
     const joined = s.joined ? ' (joined the run already under way)' : '';
     if (s.tickState === 'failed')
       return [`Sweep request ${s.tickJobId} failed: ${s.tickError}`, 'bad'];
+    if (s.pausedBy)
+      return [
+        `The sweeper is paused (by ${s.pausedBy}): no sweep started. Resume it first.`,
+        'bad',
+      ];
     if (!s.runId) {
       const who =
         s.tickState === 'active' ? 'a worker is starting the run' : 'waiting for a worker';
@@ -209,6 +214,50 @@
   setInterval(() => {
     if (refreshError) showRefreshState();
   }, 1000);
+
+  // Pause and Resume: same-origin POSTs with the page's own Basic credentials.
+  const pauseStatus = document.getElementById('pause-status');
+  function control(path, body) {
+    if (pauseStatus) pauseStatus.textContent = '…';
+    fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: JSON.stringify(body || {}),
+    })
+      .then((res) =>
+        res.json().then((b) => {
+          if (!res.ok) throw new Error(b.error?.message || `HTTP ${res.status}`);
+          return b;
+        }),
+      )
+      .then((b) => {
+        if (pauseStatus)
+          pauseStatus.textContent = b.paused
+            ? `Paused${b.paused.until ? ` until ${new Date(b.paused.until).toLocaleString()}` : ' until resumed'}`
+            : b.resumed
+              ? 'Resumed'
+              : 'It was not paused';
+        refresh();
+      })
+      .catch((err) => {
+        if (pauseStatus) pauseStatus.textContent = `Failed: ${err.message}`;
+      });
+  }
+  const pauseButton = document.getElementById('pause');
+  const resumeButton = document.getElementById('resume');
+  if (pauseButton)
+    pauseButton.addEventListener('click', () => {
+      const forSelect = /** @type {HTMLSelectElement} */ (document.getElementById('pause-for'));
+      const reason = /** @type {HTMLInputElement} */ (document.getElementById('pause-reason'));
+      control('/api/pause', {
+        for: forSelect ? forSelect.value : '',
+        reason: reason?.value ? reason.value : undefined,
+      });
+    });
+  if (resumeButton)
+    resumeButton.addEventListener('click', () => {
+      control('/api/resume');
+    });
 
   const pending = sessionStorage.getItem(KEY);
   if (pending) poll(pending);

@@ -67,6 +67,24 @@ const VERBS: Record<string, Verb> = {
     },
     load: () => import('./status.ts'),
   },
+  pause: {
+    summary:
+      'pause every worker before its next chunk (runs keep their place); --for ends it by itself',
+    usage: 'audit-sweeper pause [--for 30m] [--reason TEXT]',
+    options: { for: { type: 'string' }, reason: { type: 'string' } },
+    optionHelp: {
+      for: 'end the pause by itself after this long (e.g. 30m, 4h); default: until resume',
+      reason: 'why, shown to other operators in status and the dashboard',
+    },
+    load: () => import('./pause.ts'),
+  },
+  resume: {
+    summary: 'end a pause: paused sweeps go on from where they stopped',
+    usage: 'audit-sweeper resume',
+    options: {},
+    optionHelp: {},
+    load: () => import('./resume.ts'),
+  },
   dashboard: {
     summary:
       'serve the operator dashboard, Bull Board, the audit-log API and /metrics (Basic auth)',

@@ -1,4 +1,5 @@
 import { type Config, ConfigError } from '../config.ts';
+import { describeControl, describeWaited } from '../control/describe.ts';
 import { createPool } from '../db/pool.ts';
 import { humanDuration } from '../duration.ts';
 import { errorMessage } from '../errors.ts';
@@ -70,11 +71,19 @@ const SOURCE = {
 function describe(r: Overview): string {
   const s = r.settings;
   const b = r.backlog;
+  const c = r.control;
+  const waited = c
+    ? Object.entries(c.waitedSeconds)
+        .map(([reason, sec]) => `${reason} ${humanDuration((sec ?? 0) * 1000)}`)
+        .join(', ')
+    : '';
   const lines = [
     `health: ${r.health.state.toUpperCase()}`,
     ...r.health.reasons.map((x) => `  - ${x.message}`),
     `settings: STALE_AFTER=${showSetting('STALE_AFTER', s.STALE_AFTER)} SWEEP_EVERY=${showSetting('SWEEP_EVERY', s.SWEEP_EVERY)} SWEEP_PARTITIONS=${s.SWEEP_PARTITIONS} (${SOURCE[r.settingsSource]})`,
     ...r.drift.map((d) => `  ! ${describeDrift(d)}`),
+    ...(c ? describeControl(c) : ['sweeper: unknown (Redis does not answer)']),
+    ...(c ? [`limits: ${limits(c)}${waited ? `; time spent waiting so far: ${waited}` : ''}`] : []),
     `workers: ${r.workers === null ? 'unknown (Redis does not answer)' : r.workers.length === 0 ? 'none alive' : r.workers.length}`,
     ...(r.workers ?? []).map(
       (w) =>
@@ -101,9 +110,19 @@ function describe(r: Overview): string {
             `  ${run.finishedAt} ${run.runId} (${run.trigger}${run.only ? ` of partition ${run.only.join(', ')}` : ''}): ${run.finalized} timed out, ${humanDuration(run.durationMs)}` +
             (run.failedPartitions.length
               ? `, FAILED partitions ${run.failedPartitions.map((f) => f.partition).join(', ')}`
-              : ''),
+              : '') +
+            (run.waitedMs ? `, ${describeWaited(run.waitedMs)}` : ''),
         )
       : ['  none yet']),
   ];
   return lines.join('\n');
+}
+
+function limits(c: NonNullable<Overview['control']>): string {
+  const l = c.limits;
+  return [
+    `pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}`,
+    `replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}`,
+    `active backends ${l.maxActiveBackends ?? 'off'}`,
+  ].join(', ');
 }

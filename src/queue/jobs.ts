@@ -72,6 +72,8 @@ export const JOB_DATA = {
        * counted in the job's status and in its run's totals, so a retry does not lose them.
        */
       finalizedByFailedAttempts: count.optional(),
+      /** Set when its predecessor stopped for a pause: when (ms since the epoch), to count the wait. */
+      parkedAt: count.optional(),
     })
     .strict()
     .refine((p) => p.partition < p.partitions, {
@@ -127,7 +129,15 @@ export function parseJobData(
 }
 
 export type TickData = z.infer<(typeof JOB_DATA)['tick']>;
-export type TickResult = { runId: string; partitions: number; joined?: true };
+/** A tick started or joined a run, or did nothing because an operator paused the sweeper. */
+export type TickResult = StartedTick | PausedTick;
+export type StartedTick = { runId: string; partitions: number; joined?: true };
+export type PausedTick = { runId: null; partitions: number; skipped: 'paused'; pausedBy: string };
+
+/** Why a chunk waited before it ran (see src/control/gate.ts). */
+export type WaitReason = 'paused' | 'replica_lag' | 'load' | 'pacing';
+/** Milliseconds a job's (or a run's) chunks waited, by reason. */
+export type WaitedMs = Partial<Record<WaitReason, number>>;
 export type RunData = z.infer<(typeof JOB_DATA)['run']>;
 export type PartitionData = z.infer<(typeof JOB_DATA)['partition']>;
 
@@ -143,9 +153,13 @@ export type SweepStatus = {
   durationMs: number;
   /** True when the partition had no stale rows left; false when the time budget ran out first. */
   drained: boolean;
+  /** Set when it stopped before a chunk because an operator paused the sweeper. */
+  parked?: 'paused';
   /** Set when another sweep of this partition held the lock, so this one did nothing. */
   skipped?: 'locked';
   error?: string;
+  /** Time its chunks waited for a pause, a throttle or pacing, when they did. */
+  waitedMs?: WaitedMs;
 };
 
 /** A run's totals: the return value of the `run` job, readable in Bull Board without logs. */
@@ -167,6 +181,8 @@ export type RunSummary = {
    * count with the workers' settings even while Redis (and the fleet's heartbeats) is away.
    */
   workerSettings?: FleetSettings;
+  /** Time the run's chunks waited for a pause, a throttle or pacing (summed over partitions). */
+  waitedMs?: WaitedMs;
 };
 
 export type RetentionStatus = {

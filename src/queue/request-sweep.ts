@@ -76,7 +76,12 @@ export async function waitForSweep(
       await events.waitUntilReady();
       const tick = await sq.queue.getJob(tickJobId);
       if (!tick) throw new Error(`sweep request ${tickJobId} is gone from the queue`);
-      const { runId } = (await tick.waitUntilFinished(events, remaining())) as TickResult;
+      const result = (await tick.waitUntilFinished(events, remaining())) as TickResult;
+      if (result.runId === null)
+        throw new Error(
+          `the sweeper is paused (by ${result.pausedBy}): no run started; audit-sweeper resume ends the pause`,
+        );
+      const { runId } = result;
       const run = await sq.queue.getJob(runJobId(runId));
       if (!run) throw new Error(`run ${runId} is gone from the queue`);
       return (await run.waitUntilFinished(events, remaining())) as RunSummary;

@@ -52,14 +52,20 @@ export async function addRunFlow(
   });
 }
 
-/** Adds a partition's next job to the same run, when its time budget ran out before it drained. */
+/**
+ * Adds a partition's next job to the same run, when its time budget ran out before it drained,
+ * or it stopped for a shutdown or a pause. A parked job (paused) starts after `delayMs`, or when
+ * `resume` promotes it.
+ */
 export async function continuePartition(
   sq: SweepQueue,
   job: Job<PartitionData>,
   settings: { SWEEP_ATTEMPTS: number },
+  park?: { delayMs: number; parkedAt: number },
 ): Promise<void> {
   const { runId, partition, partitions, continuation } = job.data;
   const next: PartitionData = { runId, partition, partitions, continuation: continuation + 1 };
+  if (park) next.parkedAt = job.data.parkedAt ?? park.parkedAt;
   // A copy of this job (Bull Board's "duplicate", a retried completed job) may have taken the
   // next id already; adding it again would be silently ignored and stop the drain until the next
   // tick. Take the next free number instead: an extra chain is harmless, the lock keeps it apart.
@@ -68,6 +74,7 @@ export async function continuePartition(
   await sq.partitions.add(JobName.partition, next, {
     ...partitionJobOptions(settings),
     jobId: partitionJobId(next.runId, next.partition, next.continuation),
+    ...(park ? { delay: park.delayMs } : {}),
     ...(job.parent?.id ? { parent: { id: job.parent.id, queue: job.parent.queueKey } } : {}),
   });
 }

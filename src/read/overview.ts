@@ -1,3 +1,5 @@
+import type { Config } from '../config.ts';
+import type { FleetControl } from '../control/fleet-state.ts';
 import type { Pool } from '../db/pool.ts';
 import type { FleetSettings } from '../fleet-settings.ts';
 import { currentRun } from '../queue/current-run.ts';
@@ -12,6 +14,7 @@ import {
   readBacklog,
   readPartitionBacklog,
 } from './backlog.ts';
+import { readFleetControl } from './control.ts';
 import { type FailingPartition, failingPartitions } from './failures.ts';
 import {
   type Drift,
@@ -54,7 +57,21 @@ export type Overview = {
   historySource: 'postgres' | 'redis' | null;
   failingPartitions: FailingPartition[];
   lastRetention: RetentionRun | null;
+  /** Running, paced, throttled or paused, and the limits as this reader's settings say; null when Redis did not answer. */
+  control:
+    | (FleetControl & {
+        limits: {
+          maxRowsPerSecond: number | null;
+          maxReplicaLagMs: number | null;
+          maxActiveBackends: number | null;
+        };
+      })
+    | null;
 };
+
+/** A reader's own settings (compared with the fleet's), and the pacing limits it shows. */
+export type OverviewSettings = OwnSettings &
+  Pick<Config, 'SWEEP_MAX_ROWS_PER_SECOND' | 'SWEEP_MAX_REPLICA_LAG' | 'SWEEP_MAX_ACTIVE_BACKENDS'>;
 
 export type OverviewSources = {
   pool: Pool;
@@ -76,7 +93,7 @@ const SOURCE_TIMEOUT_MS = 4_000;
  */
 export async function readOverview(
   from: OverviewSources,
-  own: { settings: OwnSettings; reader: string },
+  own: { settings: OverviewSettings; reader: string },
   runs: number,
 ): Promise<Overview> {
   const unavailable: Overview['unavailable'] = {};
@@ -84,16 +101,16 @@ export async function readOverview(
   const readQueueSide = () =>
     sq && redis
       ? attempt('redis', from, async () => {
-          const [workers, lastWorker, pause, schedulers, currentRunId, history] = await Promise.all(
-            [
+          const [workers, lastWorker, pause, schedulers, currentRunId, history, control] =
+            await Promise.all([
               readHeartbeats(sq, redis),
               readLastWorkerSettings(sq, redis),
-              readPause(sq),
+              readPause(sq, redis),
               readSchedulers(sq),
               currentRun(sq, redis),
               redisRecentRuns(sq, redis, runs),
-            ],
-          );
+              readFleetControl(sq, redis),
+            ]);
           // CLIENT LIST may be refused (managed Redis): that is no outage.
           const bullmq = await sq.queue.getWorkers().catch(() => null);
           const bullmqWorkers = bullmq?.some((c) => c.name?.startsWith('GCP')) ? null : bullmq;
@@ -104,6 +121,7 @@ export async function readOverview(
             schedulers,
             currentRunId,
             history,
+            control,
             bullmqWorkers: bullmqWorkers?.length ?? null,
           };
         })
@@ -175,6 +193,16 @@ export async function readOverview(
     historySource: d ? 'postgres' : q ? 'redis' : null,
     failingPartitions: failing,
     lastRetention: d?.lastRetention ?? null,
+    control: q
+      ? {
+          ...q.control,
+          limits: {
+            maxRowsPerSecond: own.settings.SWEEP_MAX_ROWS_PER_SECOND,
+            maxReplicaLagMs: own.settings.SWEEP_MAX_REPLICA_LAG,
+            maxActiveBackends: own.settings.SWEEP_MAX_ACTIVE_BACKENDS,
+          },
+        }
+      : null,
   };
 }
 

@@ -1,4 +1,6 @@
+import { readPause as readProductPause } from '../control/pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
+import type { RedisClient } from '../redis-client.ts';
 
 export type PauseState = {
   paused: boolean;
@@ -7,16 +9,26 @@ export type PauseState = {
 };
 
 /**
- * Whether sweeps are held. Today only BullMQ's own pause (Bull Board's "Pause", queue.pause()):
- * a paused queue takes no tick and no partition job, so the backlog grows.
- * Hook for issue 12: the product's own pause (and throttle) state is read here too and adds its
- * reason; the health summary, the page and `status` show `reasons` as they are.
+ * Whether sweeps are held: by the product's pause (`audit-sweeper pause`, the dashboard's Pause
+ * button), or by BullMQ's own (Bull Board's "Pause", queue.pause()), under which a queue takes no
+ * tick and no partition job. The health summary, the page and `status` show `reasons` as they are.
  */
-export async function readPause(sq: SweepQueue): Promise<PauseState> {
-  const [runs, partitions] = await Promise.all([sq.queue.isPaused(), sq.partitions.isPaused()]);
+export async function readPause(sq: SweepQueue, redis: RedisClient): Promise<PauseState> {
+  const [product, runs, partitions] = await Promise.all([
+    readProductPause(redis, sq),
+    sq.queue.isPaused(),
+    sq.partitions.isPaused(),
+  ]);
   const reasons = [
-    ...(runs ? [`the BullMQ queue ${sq.queue.name} (ticks and runs) is paused`] : []),
-    ...(partitions ? [`the BullMQ queue ${sq.partitions.name} (partition jobs) is paused`] : []),
-  ].map((r) => `${r}: Bull Board's "Resume" (or queue.resume()) starts it again`);
+    ...(product
+      ? [
+          `paused by ${product.by}${product.reason ? ` (${product.reason})` : ''} since ${product.since}${product.until ? `, until ${product.until}` : ''}: \`audit-sweeper resume\` or the dashboard's Resume starts it again`,
+        ]
+      : []),
+    ...[
+      ...(runs ? [`the BullMQ queue ${sq.queue.name} (ticks and runs) is paused`] : []),
+      ...(partitions ? [`the BullMQ queue ${sq.partitions.name} (partition jobs) is paused`] : []),
+    ].map((r) => `${r}: Bull Board's "Resume" (or queue.resume()) starts it again`),
+  ];
   return { paused: reasons.length > 0, reasons };
 }

@@ -21,6 +21,8 @@ export type SweepProgress = {
   runId: string | null;
   /** True when the tick joined a run already under way instead of starting one. */
   joined: boolean;
+  /** Set when the tick started no run because the sweeper was paused (by whom). */
+  pausedBy: string | null;
   runState: string | null;
   progress: RunProgress | null;
   /** The run's totals, once it has finished. */
@@ -47,13 +49,15 @@ export async function readSweepProgress(
     tickState,
     tickError: tickState === 'failed' ? tick.failedReason : null,
     runId: result?.runId ?? null,
-    joined: result?.joined === true,
+    joined: (result && 'joined' in result && result.joined === true) || false,
+    pausedBy: result && 'pausedBy' in result ? result.pausedBy : null,
     runState: null,
     progress: null,
     summary: null,
     done: tickState === 'failed',
   };
   if (!result) return state;
+  if (result.runId === null) return { ...state, done: true };
   const runState = await sq.queue.getJobState(runJobId(result.runId));
   const run = await sq.queue.getJob(runJobId(result.runId));
   // Finished runs are removed after a while (KEEP_COMPLETED); the history keeps their totals.

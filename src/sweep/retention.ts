@@ -9,6 +9,8 @@ export type RetentionOptions = {
   chunkSize?: number;
   timeBudgetMs: number;
   signal?: AbortSignal;
+  /** Asked before every chunk after the first; true stops here (the sweeper was paused). */
+  stopBefore?: () => Promise<boolean>;
 };
 
 /**
@@ -29,6 +31,7 @@ export async function deleteExpiredEntries(
   };
   try {
     while (!o.signal?.aborted) {
+      if (status.chunks > 0 && (await o.stopBefore?.())) break;
       const deleted = await deleteExpiredChunk(pool, {
         retentionMs: o.retentionMs,
         limit: chunkSize,

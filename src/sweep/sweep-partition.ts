@@ -15,12 +15,18 @@ export type SweepPartitionOptions = {
   maxChunks?: number;
   /** Aborting stops the sweep before its next chunk; the chunk under way commits. */
   signal?: AbortSignal;
-  /** Runs before every chunk; throwing stops the sweep (the lock holder checks its lock here). */
-  beforeChunk?: () => Promise<void>;
+  /**
+   * Runs before every chunk and may wait there (pause, throttles, pacing); it may also cap the
+   * next chunk's rows by returning a number. Throwing stops the sweep (the lock holder checks
+   * its lock here); so does an abort of `signal` while it waits.
+   */
+  beforeChunk?: () => Promise<number | undefined>;
   onChunk?: (progress: {
     chunks: number;
     finalized: number;
     lastChunk: number;
+    /** The row limit the chunk ran with. */
+    limit: number;
   }) => void | Promise<void>;
 };
 
@@ -46,18 +52,20 @@ export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Prom
     const cutoff = await staleCutoff(pool, { staleAfterMs: o.staleAfterMs });
     status.cutoff = cutoff;
     while (!o.signal?.aborted && status.chunks < (o.maxChunks ?? Number.POSITIVE_INFINITY)) {
-      await o.beforeChunk?.();
-      const finalized = await finalizeStaleChunk(pool, { cutoff, low, high, limit: o.chunkSize });
+      const limit = Math.min(o.chunkSize, (await o.beforeChunk?.()) ?? o.chunkSize);
+      if (o.signal?.aborted) break;
+      const finalized = await finalizeStaleChunk(pool, { cutoff, low, high, limit });
       status.chunks += 1;
       status.finalized += finalized;
       await o.onChunk?.({
         chunks: status.chunks,
         finalized: status.finalized,
         lastChunk: finalized,
+        limit,
       });
       // A short chunk means nothing stale was left (rows locked by a writer were skipped: they
       // are being completed right now and need no timeout).
-      if (finalized < o.chunkSize) {
+      if (finalized < limit) {
         status.drained = true;
         break;
       }

@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
-import type { PartitionData, SweepStatus } from '../../src/queue/jobs.ts';
+import type { PauseState } from '../../src/control/pause.ts';
+import type { PartitionData, SweepStatus, WaitedMs } from '../../src/queue/jobs.ts';
 import { PartitionLock } from '../../src/queue/partition-lock.ts';
 import { continuePartition } from '../../src/queue/run-flow.ts';
 import { productKey } from '../../src/queue/sweep-queue.ts';
@@ -16,6 +17,16 @@ class LockLostError extends Error {
     );
   }
 }
+
+/** A parked job looks again at least this often (resume also wakes it at once). */
+const PARK_RECHECK_MS = 60_000;
+
+/** Until the pause ends by itself, or a minute for a pause that lasts until `resume`. */
+const parkDelay = (p: PauseState) =>
+  Math.min(
+    PARK_RECHECK_MS,
+    p.until ? Math.max(0, Date.parse(p.until) - Date.now()) + 100 : PARK_RECHECK_MS,
+  );
 
 /**
  * What a partition job does: take the partition's lock (or report that another sweep holds
@@ -79,6 +90,14 @@ export async function processPartition(
       ),
     ]).catch((err) => log.warn({ err }, 'could not record the job progress'));
   };
+  // An operator's pause parks the job: it stops before its next chunk and continues later.
+  const park = new AbortController();
+  let parkedBy: PauseState | undefined;
+  const signal = AbortSignal.any([ctx.shutdown, lockLost.signal, park.signal]);
+  const waitedMs: WaitedMs = {};
+  const { parkedAt } = job.data;
+  if (parkedAt !== undefined)
+    ctx.gate.recordWait('paused', Math.max(0, Date.now() - parkedAt), waitedMs);
   let status: SweepStatus;
   try {
     status = await sweepPartition(ctx.pool, {
@@ -87,17 +106,30 @@ export async function processPartition(
       staleAfterMs: settings.STALE_AFTER,
       chunkSize: settings.SWEEP_CHUNK_SIZE,
       timeBudgetMs: settings.SWEEP_TIME_BUDGET,
-      signal: AbortSignal.any([ctx.shutdown, lockLost.signal]),
+      signal,
+      // The one gate before each chunk: pause, replica lag, load, pacing (src/control/).
       beforeChunk: async () => {
-        const [held] = await Promise.all([lock.renew(), pending]);
+        // The lock check and the gate's pause read go out together: one Redis round trip when
+        // nothing holds the chunk back. A lock lost while the gate waits aborts `signal`.
+        const renewing = Promise.all([lock.renew(), pending]);
+        const limit = await ctx.gate.beforeChunk(settings.SWEEP_CHUNK_SIZE, signal, waitedMs);
+        const [held] = await renewing;
+        if (limit === null) return undefined; // stopping: the loop sees the signal
+        if (typeof limit !== 'number') {
+          parkedBy = limit;
+          park.abort();
+          return undefined;
+        }
         if (!held) {
           lockLost.abort();
           throw new LockLostError();
         }
+        return limit;
       },
-      onChunk: (p) => {
+      onChunk: async (p) => {
         latest = p;
         if (performance.now() - reported.at >= REPORT_EVERY_MS) report(p);
+        await ctx.gate.afterChunk(p.limit, p.lastChunk);
       },
     });
     if (latest.chunks > reported.chunks) report(latest);
@@ -109,6 +141,10 @@ export async function processPartition(
       .catch((err) => log.warn({ err }, 'partition lock release failed; it expires by itself'));
   }
 
+  if (Object.keys(waitedMs).length)
+    status.waitedMs = Object.fromEntries(
+      Object.entries(waitedMs).map(([reason, ms]) => [reason, Math.round(ms)]),
+    );
   ctx.metrics.rowsFinalized.inc(status.finalized);
   ctx.metrics.partitionSweepDuration.observe(status.durationMs / 1000);
   // Chunks committed by earlier attempts of this job that then failed.
@@ -132,6 +168,16 @@ export async function processPartition(
   ctx.metrics.partitionSweeps.inc({ outcome: status.drained ? 'drained' : 'budget_spent' });
   // Out of time, or shutting down: the rest goes to a new job that any worker may take at once.
   // When the lock was lost, its new holder carries on instead.
-  if (!status.drained && !lockLost.signal.aborted) await continuePartition(ctx.sq, job, settings);
+  if (parkedBy) {
+    status.parked = 'paused';
+    await job.log(`paused by ${parkedBy.by}: parked before chunk ${status.chunks + 1}`);
+  }
+  if (!status.drained && !lockLost.signal.aborted)
+    await continuePartition(
+      ctx.sq,
+      job,
+      settings,
+      parkedBy ? { delayMs: parkDelay(parkedBy), parkedAt: Date.now() } : undefined,
+    );
   return earlier ? { ...status, finalized: earlier + status.finalized } : status;
 }

@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { readPause } from '../../src/control/pause.ts';
 import type { RetentionStatus } from '../../src/queue/jobs.ts';
 import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
@@ -8,13 +9,17 @@ import type { JobContext } from '../job-context.ts';
 export async function processRetention(
   job: Job,
   ctx: JobContext,
-): Promise<RetentionStatus | { skipped: 'RETENTION=off' }> {
+): Promise<RetentionStatus | { skipped: 'RETENTION=off' | 'paused' }> {
   if (ctx.settings.RETENTION === null) return { skipped: 'RETENTION=off' };
+  const paused = () => readPause(ctx.redis, ctx.sq).then((p) => p !== null);
+  // A pause stops retention too: not now, and not after the chunk under way (next hour again).
+  if (await paused()) return { skipped: 'paused' };
   const startedAt = new Date().toISOString();
   const status = await deleteExpiredEntries(ctx.pool, {
     retentionMs: ctx.settings.RETENTION,
     timeBudgetMs: ctx.settings.SWEEP_TIME_BUDGET,
     signal: ctx.shutdown,
+    stopBefore: paused,
   });
   await recordRetentionInDatabase(ctx.pool, {
     runId: `retention-${job.id}-${job.attemptsMade}`,

@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import { runJobId } from '../../src/queue/job-ids.ts';
-import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
+import type { RunData, RunSummary, WaitedMs, WaitReason } from '../../src/queue/jobs.ts';
 import { recordFinishedRun } from '../../src/queue/run-history.ts';
 import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
 import { recordRunInDatabase } from '../../src/read/run-history.ts';
@@ -30,6 +30,11 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
     ...(job.data.only ? { only: job.data.only } : {}),
     workerSettings: ctx.fleetSettings,
   };
+  const waitedMs: WaitedMs = {};
+  for (const s of finished)
+    for (const [reason, ms] of Object.entries(s.waitedMs ?? {}) as [WaitReason, number][])
+      waitedMs[reason] = (waitedMs[reason] ?? 0) + ms;
+  if (Object.keys(waitedMs).length) summary.waitedMs = waitedMs;
   // PostgreSQL first: the history that survives Redis. If the database is away the Redis list
   // still has the run, and the run's totals are in its job.
   await recordRunInDatabase(ctx.pool, summary).catch((err) =>
@@ -43,6 +48,7 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
     runId: summary.runId,
     finalized: summary.finalized,
     failed: summary.failedPartitions,
+    ...(summary.waitedMs ? { waitedMs: summary.waitedMs } : {}),
   };
   if (summary.failedPartitions.length)
     ctx.logger.error(log, 'sweep run finished with failed partitions');

@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { readPause } from '../../src/control/pause.ts';
 import { claimOrJoinRun } from '../../src/queue/current-run.ts';
 import type { TickData, TickResult } from '../../src/queue/jobs.ts';
 import { addRunFlow } from '../../src/queue/run-flow.ts';
@@ -8,10 +9,16 @@ import type { JobContext } from '../job-context.ts';
 
 /**
  * A tick (from the scheduler, "Sweep now", `sweep`, Bull Board's "Run now") starts a run of
- * every partition, or joins the run still under way.
+ * every partition, or joins the run still under way; while paused it does nothing.
  */
 export async function processTick(job: Job<TickData>, ctx: JobContext): Promise<TickResult> {
   const partitions = ctx.settings.SWEEP_PARTITIONS;
+  // Paused: no new run, so ticks never pile up jobs; a run under way waits at its next chunk.
+  const paused = await readPause(ctx.redis, ctx.sq);
+  if (paused) {
+    ctx.logger.info({ pausedBy: paused.by }, 'sweeper paused: tick starts no run');
+    return { runId: null, partitions, skipped: 'paused', pausedBy: paused.by };
+  }
   const { runId, claimed } = await claimOrJoinRun(ctx.sq, ctx.redis);
   if (!claimed) return { runId, partitions, joined: true };
   const trigger = job.data.trigger ?? 'manual';
