@@ -6,7 +6,6 @@ import {
 } from '../../dashboard/app.ts';
 import { resolveCredentials } from '../../dashboard/auth.ts';
 import type { Config } from '../config.ts';
-import { readPause } from '../control/pause.ts';
 import { errorMessage } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';

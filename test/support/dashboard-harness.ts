@@ -7,7 +7,6 @@ import {
 } from '../../dashboard/app.ts';
 import { closeServer, listen } from '../../src/cli/lifecycle.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { readPause } from '../../src/control/pause.ts';
 import { silentLogger } from '../../src/log.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
 import { recentRuns } from '../../src/queue/run-history.ts';
