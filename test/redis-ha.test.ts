@@ -186,8 +186,11 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
   expect(recentUntouched.rows[0].n).toBe(COUNTS.recent);
 
   // The schedulers survived and still tick: a scheduled run finishes after the drain.
-  const schedulers = await sq.queue.getJobSchedulers();
-  expect(schedulers.map((s) => s.key).sort()).toEqual([SchedulerId.retention, SchedulerId.sweep]);
+  // Polled: this test's own producer connection may still be reconnecting after the failover
+  // (a producer fails fast instead of queueing commands).
+  await expect
+    .poll(async () => (await sq.queue.getJobSchedulers()).map((s) => s.key).sort())
+    .toEqual([SchedulerId.retention, SchedulerId.sweep]);
   const drainedAt = Date.now();
   await expect
     .poll(
