@@ -24,13 +24,7 @@ import {
 } from './invariants.ts';
 import { startProxy } from './proxy.ts';
 import { buildSchedule, parseArgs, prng } from './schedule.ts';
-import {
-  attribute,
-  extendToChunks,
-  killedIntervals,
-  loggedIntervals,
-  overlaps,
-} from './sweep-intervals.ts';
+import { attribute, killedIntervals, loggedIntervals, overlaps } from './sweep-intervals.ts';
 import { basic, startReader, startWriters } from './traffic.ts';
 
 /** Short times, so a few minutes hold many sweeps, lock expiries and takeovers. */
@@ -224,11 +218,6 @@ async function main(): Promise<number> {
     if (!w) unattributed += 1;
     else chunksByWorker.set(w, [...(chunksByWorker.get(w) ?? []), tx]);
   }
-  for (const w of fleet.all)
-    extendToChunks(
-      logged.filter((i) => i.worker === w),
-      chunksByWorker.get(w) ?? [],
-    );
   const cut = fleet.all.flatMap((w) =>
     killedIntervals(
       w,

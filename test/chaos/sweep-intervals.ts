@@ -60,32 +60,6 @@ export function loggedIntervals(w: WorkerProcess): Interval[] {
   return out;
 }
 
-/**
- * A logged sweep's start is its log time minus its duration, but the log line comes after the
- * lock's release (a Redis round trip, slow under a fault), so it can fall after the sweep's first
- * chunk. Move each start back to the first chunk its worker committed in that partition since its
- * previous sweep of it ended: wider intervals only ever find more overlaps, never fewer.
- */
-export function extendToChunks(logged: Interval[], chunks: WriteTx[]): void {
-  const sorted = [...logged].sort((a, b) => a.end - b.end);
-  for (const [i, sweep] of sorted.entries()) {
-    const previous = sorted
-      .slice(0, i)
-      .filter((x) => x.partitions === sweep.partitions && x.partition === sweep.partition)
-      .at(-1);
-    const since = previous?.end ?? sweep.worker.startedAt;
-    for (const c of chunks) {
-      if (c.start < since || c.end > sweep.end + TOLERANCE_MS || c.start >= sweep.start) continue;
-      const n = sweep.partitions;
-      if (
-        partitionOf(c.minId, n) === sweep.partition &&
-        partitionOf(c.maxId, n) === sweep.partition
-      )
-        sweep.start = c.start;
-    }
-  }
-}
-
 /** The worker whose proxy session wrote a transaction (ports are reused: match by time too). */
 export function attribute(
   tx: WriteTx,
