@@ -156,6 +156,12 @@ export function overlaps(intervals: Interval[], redisRestarts: [number, number][
 function excuse(a: Interval, b: Interval, redisRestarts: [number, number][]): string | null {
   const during = (w: [number, number][], i: Interval) =>
     w.some(([from, to]) => from < i.end && to > i.start);
+  // A logged sweep's start is estimated (its log time minus its duration, and the line is
+  // written after the lock's release, late under Redis faults): its first chunks can fall before
+  // it and be rebuilt, after the worker's kill, as a sweep of their own. Within one process two
+  // sweeps of one partition would need one lock taken twice, which its token forbids.
+  if (a.worker === b.worker && (a.cutByKill || b.cutByKill))
+    return "one process: a logged sweep and the chunks rebuilt after that process's kill";
   for (const i of [a, b]) {
     if (i.ambiguous) return 'killed sweep whose partition count is unknown (its chunks fit two)';
     if (i.error?.includes('lock lost')) return 'holder lost its lock (logged)';
