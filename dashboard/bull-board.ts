@@ -1,5 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { errorHandler as bullBoardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
+import type { HTTPStatus } from '@bull-board/api/dist/types.js';
 import { ExpressAdapter } from '@bull-board/express';
 import express, { type Request, type Response, Router } from 'express';
 import { JobName, MAX_JOB_DATA_BYTES, parseJobData } from '../src/queue/jobs.ts';
@@ -50,6 +52,13 @@ export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath:
         sortQueues: false,
       },
     },
+  });
+  // Bull Board answers every error of its API with a 500. Its own (an unknown queue or job) keep
+  // their status; the rest go on to the dashboard's error handler, so Redis away or failing
+  // over is a 503 (retry later) and logged once per outage, as everywhere else on the dashboard.
+  serverAdapter.setErrorHandler((err: Error & { statusCode?: HTTPStatus }) => {
+    if (err.statusCode && err.statusCode < 500) return bullBoardErrorHandler(err);
+    throw err;
   });
   const router = Router();
   router.post(

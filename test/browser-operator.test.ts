@@ -215,6 +215,12 @@ describe('the operator view in Chromium', () => {
       'last-worker',
     );
     await page.screenshot({ path: `${ARTIFACTS}/operator-6-redis-down.png`, fullPage: true });
+    // Bull Board's own API says "retry later" too, not a 500 with Redis's message.
+    const board = await d.get('/queues/api/queues');
+    expect(board.status).toBe(503);
+    expect(await board.json()).toEqual({
+      error: { message: 'a backing service is unavailable; retry later' },
+    });
     // A fresh load renders too: PostgreSQL's side, not an error page.
     const fresh = await openPage(1280, 1000);
     const res = await fresh.goto(`${d.origin}${d.base}/`);

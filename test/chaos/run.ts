@@ -24,7 +24,7 @@ import {
 } from './invariants.ts';
 import { startProxy } from './proxy.ts';
 import { buildSchedule, parseArgs, prng } from './schedule.ts';
-import { attribute, killedIntervals, loggedIntervals, overlaps } from './sweep-intervals.ts';
+import { attribute, chunksOutsideLocks, loggedIntervals, overlaps } from './sweep-intervals.ts';
 import { basic, startReader, startWriters } from './traffic.ts';
 
 /** Short times, so a few minutes hold many sweeps, lock expiries and takeovers. */
@@ -218,15 +218,13 @@ async function main(): Promise<number> {
     if (!w) unattributed += 1;
     else chunksByWorker.set(w, [...(chunksByWorker.get(w) ?? []), tx]);
   }
-  const cut = fleet.all.flatMap((w) =>
-    killedIntervals(
-      w,
+  const outside = fleet.all.flatMap((w) =>
+    chunksOutsideLocks(
       logged.filter((i) => i.worker === w),
       chunksByWorker.get(w) ?? [],
-      (t) => [...new Set(fleet.all.filter((x) => x.startedAt <= t).map((x) => x.partitions))],
-    ),
+    ).map((tx) => ({ worker: w, tx })),
   );
-  const found = overlaps([...logged, ...cut], injector.redisRestarts);
+  const found = overlaps(logged, injector.redisRestarts);
   const byExcuse = new Map<string, number>();
   for (const x of found) {
     const k = x.excuse ?? 'UNEXPLAINED';
@@ -235,10 +233,17 @@ async function main(): Promise<number> {
   const unexplained = found.filter((x) => x.excuse === null);
   const overlapCheck: Check = {
     name: 'no two sweeps of one partition at once',
-    checked: logged.length + cut.length,
-    violations: unexplained.length,
+    checked: logged.length + txs.length,
+    violations: unexplained.length + outside.length,
     notes: [
-      `${logged.length} sweeps from logs, ${cut.length} cut by SIGKILL rebuilt from ${txs.length} finalizing transactions (${unattributed} sweep chunks unattributed)`,
+      `${logged.length} lock holdings from logs (${logged.filter((i) => i.cutByKill).length} cut by SIGKILL), ${txs.length} finalizing transactions (${unattributed} sweep chunks unattributed)`,
+      `sweep chunks outside their worker's lock holdings: ${outside.length}`,
+      ...outside
+        .slice(0, 3)
+        .map(
+          ({ worker, tx }) =>
+            `${worker.name}: tx ${tx.txid} [${tx.start}, ${tx.end}] ids ${tx.minId}..${tx.maxId}`,
+        ),
       `overlaps: ${found.length ? [...byExcuse].map(([k, v]) => `${v} ${k}`).join('; ') : 'none'}`,
       ...unexplained
         .slice(0, 3)
@@ -294,6 +299,7 @@ async function main(): Promise<number> {
         redisRestarts: injector.redisRestarts,
         workers: fleet.all.map((w) => ({ ...w, cli: undefined, pid: w.cli.child.pid })),
         overlaps: found.map((x) => ({ ...x, a: brief(x.a), b: brief(x.b) })),
+        chunksOutsideLocks: outside.map(({ worker, tx }) => ({ worker: worker.name, ...tx })),
         sweepChunks: [...chunksByWorker].map(([w, list]) => ({
           worker: w.name,
           chunks: list.map((t) => [t.start, t.end, t.rows, t.minId.slice(0, 8)]),

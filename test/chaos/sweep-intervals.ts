@@ -3,12 +3,13 @@ import type { WorkerProcess } from './fleet.ts';
 import type { FaultyProxy } from './proxy.ts';
 
 /**
- * When each partition sweep ran, and whether two sweeps of one partition ever ran at once.
- * A sweep that ended is read from its worker's log: every partition job logs its status
- * (partition, partitions, durationMs, error) when it ends, at debug level or above, after it
- * released its lock. A sweep cut short by SIGKILL logs nothing: it is rebuilt from the chunks
- * its worker committed (the audit trail's transactions, attributed to the worker through the
- * proxy port its session used), from its first such chunk to the kill.
+ * When each partition sweep held its lock, and whether two sweeps of one partition ever ran at
+ * once. Every partition job logs `lockHeld.since` (its process's clock just after the lock was
+ * granted) when it takes the lock, and `lockHeld.since`/`until` (until: just before it is given
+ * back) with its status when it ends, at debug level. A sweep whose end was never logged is one
+ * whose process died holding the lock (SIGKILL): it held it until the process ended. So one
+ * lock's holders, if the lock works, have disjoint intervals with no tolerance needed: a
+ * holder's `until` comes before its release, its successor's `since` after its grant.
  */
 
 export type Interval = {
@@ -18,13 +19,12 @@ export type Interval = {
   start: number;
   end: number;
   error?: string;
+  /** Never logged its end: its process was killed holding the lock. */
   cutByKill?: boolean;
-  /** A killed sweep whose chunks fit a partition of more than one count: which it was is unknown. */
-  ambiguous?: boolean;
 };
 
-/** Overlaps shorter than this are the gap between a lock's release and its holder's log line. */
-const TOLERANCE_MS = 50;
+/** Rounding between the database's microseconds and a process's milliseconds. */
+const ROUNDING_MS = 1;
 
 /** Partition of an id for n partitions: ranges of the id's first 32 bits (README). */
 export function partitionOf(id: string, n: number): number {
@@ -33,30 +33,47 @@ export function partitionOf(id: string, n: number): number {
   return n - 1;
 }
 
+type LockLine = {
+  job?: string;
+  partition?: number;
+  partitions?: number;
+  lockHeld?: { since: number; until?: number };
+  status?: { partition: number; partitions: number; error?: string };
+};
+
 export function loggedIntervals(w: WorkerProcess): Interval[] {
   const out: Interval[] = [];
+  const open = new Map<string, Interval>();
   for (const line of w.cli.output().split('\n')) {
-    if (!line.includes('"durationMs"') || !line.startsWith('{')) continue;
-    let rec: {
-      time: number;
-      status?: { partition: number; partitions: number; durationMs: number; error?: string };
-    };
+    if (!line.startsWith('{') || !line.includes('"lockHeld"')) continue;
+    let rec: LockLine;
     try {
       rec = JSON.parse(line);
     } catch {
       continue;
     }
-    const s = rec.status;
-    if (!s || typeof s.partition !== 'number') continue;
+    const held = rec.lockHeld;
+    const partition = rec.status?.partition ?? rec.partition;
+    const partitions = rec.status?.partitions ?? rec.partitions;
+    if (!held || partition === undefined || partitions === undefined) continue;
+    const key = `${rec.job}|${held.since}`;
+    if (held.until === undefined) {
+      open.set(key, { worker: w, partition, partitions, start: held.since, end: Number.NaN });
+      continue;
+    }
+    open.delete(key);
+    const error = rec.status?.error;
     out.push({
       worker: w,
-      partitions: s.partitions,
-      partition: s.partition,
-      start: rec.time - s.durationMs,
-      end: rec.time,
-      ...(s.error ? { error: s.error } : {}),
+      partition,
+      partitions,
+      start: held.since,
+      end: held.until,
+      ...(error ? { error } : {}),
     });
   }
+  for (const i of open.values())
+    out.push({ ...i, end: w.endedAt ?? Date.now(), cutByKill: w.endedBy === 'sigkill' });
   return out;
 }
 
@@ -79,48 +96,21 @@ export function attribute(
   return undefined;
 }
 
-export function killedIntervals(
-  w: WorkerProcess,
-  logged: Interval[],
-  chunks: WriteTx[],
-  /** The partition counts any worker had been given by then: a job may carry any of them. */
-  countsAt: (t: number) => number[],
-): Interval[] {
-  if (w.endedBy !== 'sigkill' || w.endedAt === null) return [];
-  const spans = new Map<string, Interval>();
-  for (const c of chunks) {
-    // Every (count, partition) whose range holds the whole chunk; more than one: ambiguous.
-    const fits = countsAt(c.start)
-      .map((n) => ({ n, p: partitionOf(c.minId, n) }))
-      .filter(({ n, p }) => partitionOf(c.maxId, n) === p);
-    const inLogged = logged.some((i) =>
-      fits.some(
-        ({ n, p }) =>
-          i.partitions === n &&
-          i.partition === p &&
-          c.start >= i.start - TOLERANCE_MS &&
-          c.end <= i.end + TOLERANCE_MS,
+/**
+ * The sweep chunks a worker committed while it held no lock of a partition that holds the
+ * chunk's rows, by its own log: none if every finalizing write is made under its lock.
+ */
+export function chunksOutsideLocks(own: Interval[], chunks: WriteTx[]): WriteTx[] {
+  return chunks.filter(
+    (c) =>
+      !own.some(
+        (i) =>
+          partitionOf(c.minId, i.partitions) === i.partition &&
+          partitionOf(c.maxId, i.partitions) === i.partition &&
+          c.start >= i.start - ROUNDING_MS &&
+          c.end <= i.end + ROUNDING_MS,
       ),
-    );
-    if (inLogged) continue;
-    for (const { n, p } of fits) {
-      const key = `${p}-of-${n}`;
-      const span = spans.get(key) ?? {
-        worker: w,
-        partitions: n,
-        partition: p,
-        start: c.start,
-        end: c.end,
-        cutByKill: true,
-      };
-      span.start = Math.min(span.start, c.start);
-      span.end = Math.max(span.end, c.end);
-      if (fits.length > 1) span.ambiguous = true;
-      spans.set(key, span);
-    }
-  }
-  // From its first chunk to its last: what it provably wrote (it may have waited after that).
-  return [...spans.values()];
+  );
 }
 
 export type Overlap = { a: Interval; b: Interval; ms: number; excuse: string | null };
@@ -143,9 +133,8 @@ export function overlaps(intervals: Interval[], redisRestarts: [number, number][
       const a = list[i] as Interval;
       for (let j = i + 1; j < list.length; j++) {
         const b = list[j] as Interval;
-        if (b.start >= a.end - TOLERANCE_MS) break;
+        if (b.start >= a.end) break;
         const ms = Math.min(a.end, b.end) - b.start;
-        if (ms <= TOLERANCE_MS) continue;
         out.push({ a, b, ms, excuse: excuse(a, b, redisRestarts) });
       }
     }
@@ -156,14 +145,7 @@ export function overlaps(intervals: Interval[], redisRestarts: [number, number][
 function excuse(a: Interval, b: Interval, redisRestarts: [number, number][]): string | null {
   const during = (w: [number, number][], i: Interval) =>
     w.some(([from, to]) => from < i.end && to > i.start);
-  // A logged sweep's start is estimated (its log time minus its duration, and the line is
-  // written after the lock's release, late under Redis faults): its first chunks can fall before
-  // it and be rebuilt, after the worker's kill, as a sweep of their own. Within one process two
-  // sweeps of one partition would need one lock taken twice, which its token forbids.
-  if (a.worker === b.worker && (a.cutByKill || b.cutByKill))
-    return "one process: a logged sweep and the chunks rebuilt after that process's kill";
   for (const i of [a, b]) {
-    if (i.ambiguous) return 'killed sweep whose partition count is unknown (its chunks fit two)';
     if (i.error?.includes('lock lost')) return 'holder lost its lock (logged)';
     if (during(i.worker.frozen, i)) return 'holder frozen (SIGSTOP) past the lock TTL';
     if (during(i.worker.blackholed, i)) return "holder's Redis blackholed past the lock TTL";

@@ -63,6 +63,11 @@ export async function processPartition(
       skipped: 'locked',
     };
   }
+  // When this process held the lock, by its own clock, from just after it was granted to just
+  // before it is given back: logged, so that two holders of one lock at once would show in the
+  // logs (the chaos run's overlap check reads these, and a post-mortem can too).
+  const lockHeld = { since: Date.now(), until: 0 };
+  log.debug({ partitions, lockHeld: { since: lockHeld.since } }, 'partition lock taken');
 
   const lockLost = new AbortController();
   const renewal = setInterval(() => {
@@ -136,6 +141,7 @@ export async function processPartition(
   } finally {
     clearInterval(renewal);
     await pending;
+    lockHeld.until = Date.now();
     await lock
       .release()
       .catch((err) => log.warn({ err }, 'partition lock release failed; it expires by itself'));
@@ -152,7 +158,7 @@ export async function processPartition(
   if (status.error) {
     ctx.metrics.partitionSweeps.inc({ outcome: 'failed' });
     // The worker logs the failure ("job failed", once per change of state); details here.
-    log.debug({ status }, 'partition sweep failed');
+    log.debug({ status, lockHeld }, 'partition sweep failed');
     if (status.finalized > 0)
       await job
         .updateData({ ...job.data, finalizedByFailedAttempts: earlier + status.finalized })
@@ -163,8 +169,8 @@ export async function processPartition(
   }
   // The run logs one warning for all its partitions (jobs/run.ts); per partition, details only.
   if (status.finalized > 0)
-    log.info({ status }, 'timed out audit log entries whose completion was lost');
-  else log.debug({ status }, 'partition swept');
+    log.info({ status, lockHeld }, 'timed out audit log entries whose completion was lost');
+  else log.debug({ status, lockHeld }, 'partition swept');
   ctx.metrics.partitionSweeps.inc({ outcome: status.drained ? 'drained' : 'budget_spent' });
   // Out of time, or shutting down: the rest goes to a new job that any worker may take at once.
   // When the lock was lost, its new holder carries on instead.
