@@ -29,7 +29,7 @@ async function serverVersion(): Promise<string | undefined> {
   }
 }
 
-/** Debian's docker.io and docker-compose, as a new user would install them (waits for dpkg). */
+/** Debian's packages, as a new user would install them (waits for dpkg). */
 async function aptInstall(packages: string[]): Promise<void> {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const lock = ['-o', 'DPkg::Lock::Timeout=600'];
@@ -43,9 +43,12 @@ async function aptInstall(packages: string[]): Promise<void> {
  * to run dockerd), with the reason; anything else that goes wrong throws.
  */
 export async function ensureDockerEngine(): Promise<Engine> {
+  const root = process.getuid?.() === 0;
+  // The offline base images are built from a debootstrap root filesystem, engine or not.
+  if (root && !(await onPath('debootstrap'))) await aptInstall(['debootstrap']);
   const running = await serverVersion();
   if (running) return { ok: true, version: running };
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'no Docker engine, and not root' };
+  if (!root) return { ok: false, reason: 'no Docker engine, and not root' };
 
   const missing: string[] = [];
   if (!(await onPath('dockerd'))) missing.push('docker.io');
