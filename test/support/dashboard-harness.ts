@@ -1,11 +1,5 @@
-import type { Server } from 'node:http';
 import { vi } from 'vitest';
-import {
-  createDashboardApp,
-  createDashboardMetrics,
-  createDashboardPools,
-} from '../../dashboard/app.ts';
-import { closeServer, listen } from '../../src/cli/lifecycle.ts';
+import { startDashboardService } from '../../src/cli/dashboard.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
@@ -27,8 +21,9 @@ export const basic = (user: string, password: string) =>
 export const AUTH = basic(USER, PASSWORD);
 
 /**
- * A dashboard served by createDashboardApp on a free port, over this test file's own database
- * and Redis prefix; workers started in the same process on the same settings.
+ * A dashboard served as `audit-sweeper dashboard` serves it, on a free port, over this test
+ * file's own database and Redis prefix; workers started in the same process on the same
+ * settings. `redis` and `sq` are the test's own connection to the same queues.
  */
 export type Dashboard = {
   /** http://127.0.0.1:port — the base path is not included. */
@@ -66,26 +61,12 @@ export async function startDashboard(
     LOG_LEVEL: 'info',
     ...env,
   };
-  const config = { ...loadConfig(baseEnv), ...unchecked };
+  const config = { ...loadConfig(baseEnv), DASHBOARD_PORT: 0, ...unchecked };
   const { logger, lines: logs } = captureLogger();
-  const redis = await connectProducer(config, logger);
+  const service = await startDashboardService(config, logger);
+  const redis = await connectProducer(config, silentLogger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const metrics = createDashboardMetrics({ pool: db.pool, sq, redis, config, logger });
-  const { apiPool } = createDashboardPools(config, logger);
-  const app = createDashboardApp({
-    config,
-    pool: db.pool,
-    apiPool,
-    redis,
-    sq,
-    metrics,
-    credentials: { user: USER, password: PASSWORD },
-    logger,
-  });
-  const server: Server = await listen(app, 0);
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  const origin = `http://127.0.0.1:${address.port}`;
+  const origin = `http://127.0.0.1:${service.port}`;
   const base = config.DASHBOARD_BASE_PATH;
   const workers: SweepWorker[] = [];
   return {
@@ -110,8 +91,7 @@ export async function startDashboard(
     },
     close: async () => {
       await Promise.allSettled(workers.map((w) => w.close()));
-      await closeServer(server);
-      await apiPool.end();
+      await service.close();
       await closeSweepQueue(sq);
       redis.disconnect();
       await db.drop();
