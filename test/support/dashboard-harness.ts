@@ -114,6 +114,26 @@ export async function waitForFirstScheduledRun(d: Dashboard): Promise<void> {
   );
 }
 
+/**
+ * A dashboard with one worker in this process that sweeps only on request: entries are stale
+ * after an hour (backdate's two), the schedule is an hour apart, and its first run, which fires
+ * at start, is over.
+ */
+export async function startDashboardWithWorker(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<Dashboard> {
+  const d = await startDashboard(label, {
+    STALE_AFTER: '1h',
+    SWEEP_EVERY: '1h',
+    SWEEP_PARTITIONS: '8',
+    ...env,
+  });
+  await d.startWorker();
+  await waitForFirstScheduledRun(d);
+  return d;
+}
+
 export const newEntry = (i: number): NewEntry => ({
   requestId: `req-${i}`,
   requestUri: `/v1/projects/p1/instances/i${i}`,
@@ -136,4 +156,33 @@ export async function backdate(d: Dashboard, ids: string[], hours = 2): Promise<
     `UPDATE audit_log SET time_started = now() - make_interval(hours => $2) WHERE id = ANY($1::uuid[])`,
     [ids, hours],
   );
+}
+
+/**
+ * A stale backlog of `count` entries (numbered from `from`) behind one that can never be
+ * finalized: a trigger raises "poisoned row" whenever a sweep sets it to timeout, so its
+ * partition fails on every attempt until `curePoison`. Returns the ids, the poisoned one first.
+ */
+export async function poisonedBacklog(
+  d: Dashboard,
+  count: number,
+  from: number,
+): Promise<string[]> {
+  await d.db.pool.query(`
+    CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.request_id = 'poison' AND NEW.result_kind = 'timeout' THEN
+        RAISE EXCEPTION 'poisoned row';
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER poison BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION poison();`);
+  const poison = await d.store.init({ ...newEntry(0), requestId: 'poison' });
+  const ids = [poison, ...(await initEntries(d.store, count, from))];
+  await backdate(d, ids);
+  return ids;
+}
+
+export async function curePoison(d: Dashboard): Promise<void> {
+  await d.db.pool.query('DROP TRIGGER poison ON audit_log');
 }
