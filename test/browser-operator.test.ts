@@ -1,13 +1,15 @@
 import { mkdirSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './support/browser.ts';
 import type { CliProcess } from './support/cli.ts';
 import {
   backdate,
+  curePoison,
   type Dashboard,
   initEntries,
-  newEntry,
   PASSWORD,
+  poisonedBacklog,
   startDashboard,
   USER,
   waitForFirstScheduledRun,
@@ -48,18 +50,7 @@ beforeAll(async () => {
     workers.push(fleet.start(['worker'], { ...d.env, ...settings, WORKER_METRICS_PORT: '0' }));
   await Promise.all(workers.map((w) => w.waitForOutput(STARTED)));
   await waitForFirstScheduledRun(d);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   page = await openPage(1280, 1000);
   await page.goto(`${d.origin}${d.base}/`);
 });
@@ -144,17 +135,7 @@ describe('the operator view in Chromium', () => {
   });
 
   it('a failing partition is an alert with its error; its retry button sweeps it again', async () => {
-    await d.db.pool.query(`
-      CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.request_id = 'poison' AND NEW.result_kind = 'timeout' THEN
-          RAISE EXCEPTION 'poisoned row';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER poison BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION poison();`);
-    const poison = await d.store.init({ ...newEntry(0), requestId: 'poison' });
-    await backdate(d, [poison, ...(await initEntries(d.store, 30, 100))]);
+    await poisonedBacklog(d, 30, 100);
     await page.getByTestId('sweep-now').click();
     const alert = page.getByTestId('failing-partition');
     await expect.poll(() => alert.count()).toBe(1);
@@ -165,7 +146,7 @@ describe('the operator view in Chromium', () => {
       fullPage: true,
     });
 
-    await d.db.pool.query('DROP TRIGGER poison ON audit_log');
+    await curePoison(d);
     await alert.getByTestId('retry-partition').click();
     await expect.poll(() => alert.count()).toBe(0);
     await expect.poll(() => page.getByTestId('stale').textContent()).toBe('0');

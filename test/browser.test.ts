@@ -1,16 +1,16 @@
 import { mkdirSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJobId } from '../src/queue/job-ids.ts';
 import { SWEEP_QUEUE } from '../src/queue/jobs.ts';
+import { launchChromium } from './support/browser.ts';
 import {
   backdate,
   type Dashboard,
   initEntries,
   PASSWORD,
-  startDashboard,
+  startDashboardWithWorker,
   USER,
-  waitForFirstScheduledRun,
 } from './support/dashboard-harness.ts';
 
 /**
@@ -29,30 +29,14 @@ let browser: Browser;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  d = await startDashboard('browser', {
+  d = await startDashboardWithWorker('browser', {
     DASHBOARD_BASE_PATH: '/ops/audit',
-    STALE_AFTER: '1h',
-    SWEEP_EVERY: '1h',
-    SWEEP_PARTITIONS: '8',
     SWEEP_CHUNK_SIZE: '20',
   });
-  await d.startWorker();
-  await waitForFirstScheduledRun(d);
   const stale = await initEntries(d.store, STALE);
   await backdate(d, stale);
   await initEntries(d.store, 4, 10_000);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -5,9 +5,8 @@ import {
   backdate,
   type Dashboard,
   initEntries,
-  newEntry,
-  startDashboard,
-  waitForFirstScheduledRun,
+  poisonedBacklog,
+  startDashboardWithWorker,
 } from './support/dashboard-harness.ts';
 
 /**
@@ -29,16 +28,11 @@ type SweepState = {
 };
 
 beforeAll(async () => {
-  d = await startDashboard('dashboard_sweep', {
-    STALE_AFTER: '1h',
-    SWEEP_EVERY: '1h',
-    SWEEP_PARTITIONS: '8',
+  d = await startDashboardWithWorker('dashboard_sweep', {
     SWEEP_CHUNK_SIZE: '25',
     // A failing partition fails for good at once (the poison-row test).
     SWEEP_ATTEMPTS: '1',
   });
-  await d.startWorker();
-  await waitForFirstScheduledRun(d);
 });
 
 afterAll(async () => {
@@ -146,18 +140,8 @@ describe('Sweep now', () => {
   });
 
   it('a partition that fails shows as failed, with its error, while the others finish', async () => {
-    await d.db.pool.query(`
-      CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.request_id = 'poison' AND NEW.result_kind = 'timeout' THEN
-          RAISE EXCEPTION 'poisoned row';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER poison BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION poison();`);
-    const poison = await d.store.init({ ...newEntry(0), requestId: 'poison' });
-    const stale = [poison, ...(await initEntries(d.store, 100, 5_000))];
-    await backdate(d, stale);
+    const stale = await poisonedBacklog(d, 100, 5_000);
+    const poison = stale[0] as string;
 
     const last = (await follow(await requestSweep())).at(-1) as SweepState;
     const partition = partitionOf(poison, 8);

@@ -4,12 +4,10 @@ import type { RunSummary } from '../src/queue/jobs.ts';
 import type { Overview } from '../src/read/overview.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
 import {
-  backdate,
+  curePoison,
   type Dashboard,
-  initEntries,
-  newEntry,
-  startDashboard,
-  waitForFirstScheduledRun,
+  poisonedBacklog,
+  startDashboardWithWorker,
 } from './support/dashboard-harness.ts';
 import { until } from './support/harness.ts';
 
@@ -24,26 +22,9 @@ let d: Dashboard;
 let partition = -1;
 
 beforeAll(async () => {
-  d = await startDashboard('partition_failures', {
-    STALE_AFTER: '1h',
-    SWEEP_EVERY: '1h',
-    SWEEP_PARTITIONS: '8',
-    SWEEP_ATTEMPTS: '3',
-  });
-  await d.startWorker();
-  await waitForFirstScheduledRun(d);
-  await d.db.pool.query(`
-    CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.request_id = 'poison' AND NEW.result_kind = 'timeout' THEN
-        RAISE EXCEPTION 'poisoned row';
-      END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER poison BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION poison();`);
-  const poison = await d.store.init({ ...newEntry(0), requestId: 'poison' });
-  partition = partitionOf(poison, 8);
-  await backdate(d, [poison, ...(await initEntries(d.store, 40, 100))]);
+  d = await startDashboardWithWorker('partition_failures', { SWEEP_ATTEMPTS: '3' });
+  const [poison] = await poisonedBacklog(d, 40, 100);
+  partition = partitionOf(poison as string, 8);
 });
 
 afterAll(async () => {
@@ -115,7 +96,7 @@ describe('a partition that keeps failing', () => {
     });
     expect(cross.status).toBe(403);
 
-    await d.db.pool.query('DROP TRIGGER poison ON audit_log');
+    await curePoison(d);
     const res = await d.get(`/api/partitions/${partition}/retry`, { method: 'POST' });
     expect(res.status).toBe(202);
     const { runId } = await res.json();

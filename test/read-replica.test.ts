@@ -1,18 +1,10 @@
-import type { Server } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createDashboardApp,
-  createDashboardMetrics,
-  createDashboardPools,
-} from '../dashboard/app.ts';
-import { closeServer, listen } from '../src/cli/lifecycle.ts';
+import { startDashboardService } from '../src/cli/dashboard.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
-import { connectProducer } from '../src/queue/connection.ts';
-import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import { completeEntry } from '../src/sql/store.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { AUTH, newEntry, PASSWORD, USER } from './support/dashboard-harness.ts';
@@ -51,31 +43,11 @@ beforeAll(async () => {
     DASHBOARD_USER: USER,
     DASHBOARD_PASSWORD: PASSWORD,
     LIST_SAFETY_MARGIN: `${MARGIN_MS}ms`,
+    DASHBOARD_PORT: '0',
   });
-  const redis = await connectProducer(config, silentLogger);
-  const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const { pool, apiPool } = createDashboardPools(config, silentLogger);
-  const metrics = createDashboardMetrics({ pool, sq, redis, config, logger: silentLogger });
-  const app = createDashboardApp({
-    config,
-    pool,
-    apiPool,
-    redis,
-    sq,
-    metrics,
-    credentials: { user: USER, password: PASSWORD },
-    logger: silentLogger,
-  });
-  const server: Server = await listen(app, 0);
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  origin = `http://127.0.0.1:${address.port}`;
-  closers.push(async () => {
-    await closeServer(server);
-    await closeSweepQueue(sq);
-    redis.disconnect();
-    await Promise.allSettled([pool.end(), apiPool.end()]);
-  });
+  const dashboard = await startDashboardService(config, silentLogger);
+  origin = `http://127.0.0.1:${dashboard.port}`;
+  closers.push(dashboard.close);
 });
 
 afterAll(async () => {

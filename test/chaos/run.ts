@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { createRandom } from '../../src/simulate/operations.ts';
 import { runCli } from '../support/cli.ts';
 import { freePort, startPrivatePostgres, startPrivateRedis } from '../support/private-servers.ts';
 import { rowsDigest, seed } from '../support/seed.ts';
@@ -23,7 +24,7 @@ import {
   checkWriters,
 } from './invariants.ts';
 import { startProxy } from './proxy.ts';
-import { buildSchedule, parseArgs, prng } from './schedule.ts';
+import { buildSchedule, parseArgs } from './schedule.ts';
 import { attribute, chunksOutsideLocks, loggedIntervals, overlaps } from './sweep-intervals.ts';
 import { basic, startReader, startWriters } from './traffic.ts';
 
@@ -110,7 +111,7 @@ async function main(): Promise<number> {
     connectionTimeoutMillis: 5_000,
   });
   writerPool.on('error', () => {});
-  const random = prng(o.seed ^ 0x5eed);
+  const random = createRandom(o.seed ^ 0x5eed);
   const writers = startWriters(writerPool, {
     ratePerSecond: 40,
     staleAfterMs: STALE_AFTER_MS,

@@ -1,3 +1,5 @@
+import { createRandom } from '../../src/simulate/operations.ts';
+
 /**
  * The run's options and its fault schedule, drawn from one seed: the same seed gives the same
  * faults at the same offsets against the same targets, so a failing run can be replayed with
@@ -29,18 +31,6 @@ function parseMs(text: string): number | undefined {
   return Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
 }
 
-/** mulberry32: small, fast, and the same on every machine. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 export type Server = 'redis' | 'pg';
 export type ActionKind = 'sweep-now' | 'run-now' | 'retry-failed' | 'retry-job' | 'retry-completed';
 export type Fault =
@@ -70,7 +60,7 @@ const BASE = {
 };
 
 export function buildSchedule(o: Options, lockTtlMs: number): Event[] {
-  const r = prng(o.seed);
+  const r = createRandom(o.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
   const between = (lo: number, hi: number) => Math.round(lo + r() * (hi - lo));
   const scale = Math.max(1, o.durationMs / 100_000);

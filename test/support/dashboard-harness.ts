@@ -1,11 +1,5 @@
-import type { Server } from 'node:http';
 import { vi } from 'vitest';
-import {
-  createDashboardApp,
-  createDashboardMetrics,
-  createDashboardPools,
-} from '../../dashboard/app.ts';
-import { closeServer, listen } from '../../src/cli/lifecycle.ts';
+import { startDashboardService } from '../../src/cli/dashboard.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
@@ -27,8 +21,9 @@ export const basic = (user: string, password: string) =>
 export const AUTH = basic(USER, PASSWORD);
 
 /**
- * A dashboard served by createDashboardApp on a free port, over this test file's own database
- * and Redis prefix; workers started in the same process on the same settings.
+ * A dashboard served as `audit-sweeper dashboard` serves it, on a free port, over this test
+ * file's own database and Redis prefix; workers started in the same process on the same
+ * settings. `redis` and `sq` are the test's own connection to the same queues.
  */
 export type Dashboard = {
   /** http://127.0.0.1:port — the base path is not included. */
@@ -66,26 +61,12 @@ export async function startDashboard(
     LOG_LEVEL: 'info',
     ...env,
   };
-  const config = { ...loadConfig(baseEnv), ...unchecked };
+  const config = { ...loadConfig(baseEnv), DASHBOARD_PORT: 0, ...unchecked };
   const { logger, lines: logs } = captureLogger();
-  const redis = await connectProducer(config, logger);
+  const service = await startDashboardService(config, logger);
+  const redis = await connectProducer(config, silentLogger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const metrics = createDashboardMetrics({ pool: db.pool, sq, redis, config, logger });
-  const { apiPool } = createDashboardPools(config, logger);
-  const app = createDashboardApp({
-    config,
-    pool: db.pool,
-    apiPool,
-    redis,
-    sq,
-    metrics,
-    credentials: { user: USER, password: PASSWORD },
-    logger,
-  });
-  const server: Server = await listen(app, 0);
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no port');
-  const origin = `http://127.0.0.1:${address.port}`;
+  const origin = `http://127.0.0.1:${service.port}`;
   const base = config.DASHBOARD_BASE_PATH;
   const workers: SweepWorker[] = [];
   return {
@@ -110,8 +91,7 @@ export async function startDashboard(
     },
     close: async () => {
       await Promise.allSettled(workers.map((w) => w.close()));
-      await closeServer(server);
-      await apiPool.end();
+      await service.close();
       await closeSweepQueue(sq);
       redis.disconnect();
       await db.drop();
@@ -132,6 +112,26 @@ export async function waitForFirstScheduledRun(d: Dashboard): Promise<void> {
     },
     { timeout: 90_000, interval: 250 },
   );
+}
+
+/**
+ * A dashboard with one worker in this process that sweeps only on request: entries are stale
+ * after an hour (backdate's two), the schedule is an hour apart, and its first run, which fires
+ * at start, is over.
+ */
+export async function startDashboardWithWorker(
+  label: string,
+  env: Record<string, string> = {},
+): Promise<Dashboard> {
+  const d = await startDashboard(label, {
+    STALE_AFTER: '1h',
+    SWEEP_EVERY: '1h',
+    SWEEP_PARTITIONS: '8',
+    ...env,
+  });
+  await d.startWorker();
+  await waitForFirstScheduledRun(d);
+  return d;
 }
 
 export const newEntry = (i: number): NewEntry => ({
@@ -156,4 +156,33 @@ export async function backdate(d: Dashboard, ids: string[], hours = 2): Promise<
     `UPDATE audit_log SET time_started = now() - make_interval(hours => $2) WHERE id = ANY($1::uuid[])`,
     [ids, hours],
   );
+}
+
+/**
+ * A stale backlog of `count` entries (numbered from `from`) behind one that can never be
+ * finalized: a trigger raises "poisoned row" whenever a sweep sets it to timeout, so its
+ * partition fails on every attempt until `curePoison`. Returns the ids, the poisoned one first.
+ */
+export async function poisonedBacklog(
+  d: Dashboard,
+  count: number,
+  from: number,
+): Promise<string[]> {
+  await d.db.pool.query(`
+    CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.request_id = 'poison' AND NEW.result_kind = 'timeout' THEN
+        RAISE EXCEPTION 'poisoned row';
+      END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER poison BEFORE UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION poison();`);
+  const poison = await d.store.init({ ...newEntry(0), requestId: 'poison' });
+  const ids = [poison, ...(await initEntries(d.store, count, from))];
+  await backdate(d, ids);
+  return ids;
+}
+
+export async function curePoison(d: Dashboard): Promise<void> {
+  await d.db.pool.query('DROP TRIGGER poison ON audit_log');
 }

@@ -1,10 +1,7 @@
-import { execFile } from 'node:child_process';
-import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort, postgresBinDir } from './private-servers.ts';
+import { freePort, initCluster, postgresFolder, startCluster } from './private-servers.ts';
 
 /**
  * A PostgreSQL primary and a streaming replica of it, private to one test file: `initdb` a
@@ -52,8 +49,6 @@ export type ReplicatedPostgres = {
   destroy: () => Promise<void>;
 };
 
-const run = promisify(execFile);
-
 /** Polls `probe` until it is true; fails naming `what` after `timeoutMs`. */
 async function waitFor(
   what: string,
@@ -75,26 +70,8 @@ async function waitFor(
 }
 
 export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
-  const bin = postgresBinDir();
-  const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-pg-replica-'));
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
-    // initdb and postgres refuse to run as root: run them as `postgres`, in a folder it owns.
-    const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
-    const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
-    chownSync(dir, uid, gid);
-  }
-  const exec = async (tool: string, args: string[]) => {
-    const [file, argv] = asRoot
-      ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]]
-      : [join(bin, tool), args];
-    try {
-      return await run(file, argv, { cwd: dir, timeout: 120_000 });
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`);
-    }
-  };
+  // pg_basebackup may take longer than a start or a stop.
+  const { dir, exec } = await postgresFolder('audit-sweeper-pg-replica-', 120_000);
   const server = (port: number): Server => ({
     port,
     url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
@@ -115,18 +92,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
   const [primaryPort, replicaPort] = [await freePort(), await freePort()];
   const started: string[] = [];
   const start = async (data: string, port: number) => {
-    await exec('pg_ctl', [
-      '-D',
-      data,
-      '-l',
-      join(dir, `${port}.log`),
-      '-o',
-      options(port),
-      '-w',
-      '-t',
-      '60',
-      'start',
-    ]);
+    await startCluster(exec, data, join(dir, `${port}.log`), options(port));
     started.push(data);
   };
   const stopAll = async () => {
@@ -147,18 +113,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
   };
 
   try {
-    await exec('initdb', [
-      '-D',
-      primaryData,
-      '-A',
-      'trust',
-      '-U',
-      'postgres',
-      '-E',
-      'UTF8',
-      '--no-sync',
-      '--no-instructions',
-    ]);
+    await initCluster(exec, primaryData);
     // initdb's default pg_hba.conf already allows local replication; say it, for any version.
     appendFileSync(
       join(primaryData, 'pg_hba.conf'),

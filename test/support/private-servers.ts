@@ -184,23 +184,13 @@ export function postgresBinDir(): string {
 }
 
 /**
- * A throwaway PostgreSQL cluster: initdb into a temporary folder, trust auth, listening on
- * 127.0.0.1 only, its socket in that folder. initdb and postgres refuse to run as root, so
- * when the tests run as root the server's files belong to the `postgres` user and every
- * command runs as that user (runuser).
+ * A temporary folder for a private cluster's files, and `exec` to run PostgreSQL's tools in it.
+ * initdb and postgres refuse to run as root, so when the tests run as root the folder belongs to
+ * the `postgres` user and every tool runs as that user (runuser).
  */
-export async function startPrivatePostgres(
-  settings: {
-    maxConnections?: number;
-    /** Keep synchronous_commit on: a crash (immediate shutdown) then loses no acknowledged commit. */
-    durableCommits?: boolean;
-  } = {},
-): Promise<PrivatePostgres> {
+export async function postgresFolder(prefix: string, timeoutMs = 60_000) {
   const bin = postgresBinDir();
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'audit-sweeper-pg-'));
-  const data = join(dir, 'data');
-  const logFile = join(dir, 'server.log');
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const asRoot = process.getuid?.() === 0;
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']);
@@ -212,13 +202,19 @@ export async function startPrivatePostgres(
       ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]]
       : [join(bin, tool), args];
     try {
-      return await run(file, argv, { cwd: dir, timeout: 60_000 });
+      return await run(file, argv, { cwd: dir, timeout: timeoutMs });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
       throw new Error(`${tool} ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`);
     }
   };
+  return { dir, exec };
+}
 
+type PostgresExec = Awaited<ReturnType<typeof postgresFolder>>['exec'];
+
+/** initdb into `data`: trust auth, superuser `postgres`. */
+export async function initCluster(exec: PostgresExec, data: string): Promise<void> {
   await exec('initdb', [
     '-D',
     data,
@@ -231,6 +227,35 @@ export async function startPrivatePostgres(
     '--no-sync',
     '--no-instructions',
   ]);
+}
+
+/** `pg_ctl start` with the server's `options`, returning once it has started. */
+export async function startCluster(
+  exec: PostgresExec,
+  data: string,
+  logFile: string,
+  options: string,
+): Promise<void> {
+  await exec('pg_ctl', ['-D', data, '-l', logFile, '-o', options, '-w', '-t', '60', 'start']);
+}
+
+/**
+ * A throwaway PostgreSQL cluster (see postgresFolder): trust auth, listening on 127.0.0.1 only,
+ * its socket in its folder.
+ */
+export async function startPrivatePostgres(
+  settings: {
+    maxConnections?: number;
+    /** Keep synchronous_commit on: a crash (immediate shutdown) then loses no acknowledged commit. */
+    durableCommits?: boolean;
+  } = {},
+): Promise<PrivatePostgres> {
+  const port = await freePort();
+  const { dir, exec } = await postgresFolder('audit-sweeper-pg-');
+  const data = join(dir, 'data');
+  const logFile = join(dir, 'server.log');
+
+  await initCluster(exec, data);
   const options = [
     `-p ${port}`,
     '-c listen_addresses=127.0.0.1',
@@ -241,7 +266,7 @@ export async function startPrivatePostgres(
     `-c max_connections=${settings.maxConnections ?? 50}`,
   ].join(' ');
   const start = async () => {
-    await exec('pg_ctl', ['-D', data, '-l', logFile, '-o', options, '-w', '-t', '60', 'start']);
+    await startCluster(exec, data, logFile, options);
     await until(`private PostgreSQL on port ${port}`, 30_000, async () => {
       const client = new pg.Client({
         connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
