@@ -5,6 +5,7 @@ import { seed } from '../support/seed.ts';
 import type { Fleet, WorkerProcess } from './fleet.ts';
 import type { FaultyProxy } from './proxy.ts';
 import type { Fault } from './schedule.ts';
+import { lockHolding } from './sweep-intervals.ts';
 import { act, type Http } from './traffic.ts';
 
 /**
@@ -19,6 +20,9 @@ export type Injector = {
   /** When the last fault was healed (every process back and every link clean). */
   lastHealedAt: () => number;
 };
+
+/** How long a fault aimed at a lock holder waits for one. */
+const HOLDER_WAIT_MS = 5_000;
 
 export function createInjector(o: {
   fleet: Fleet;
@@ -53,11 +57,35 @@ export function createInjector(o: {
     serverLock = serverLock.then(fn).catch((err) => console.error('server fault failed:', err));
     return serverLock;
   };
+  const slotOrder = (preferred: number) => [
+    preferred,
+    ...fleet.slots.map((_, i) => i).filter((i) => i !== preferred),
+  ];
   const live = (preferred: number): WorkerProcess | undefined => {
-    const order = [preferred, ...fleet.slots.map((_, i) => i).filter((i) => i !== preferred)];
-    for (const i of order) {
+    for (const i of slotOrder(preferred)) {
       const w = fleet.slots[i]?.current ?? null;
       if (fleet.alive(w) && w.endedBy === null) return w;
+    }
+    return undefined;
+  };
+  // SIGSTOP and blackholes are aimed at a worker while it holds a partition lock, or they would
+  // rarely take one from its holder once the backlog is down to short sweeps: the first worker
+  // seen holding one within a few seconds (the scheduled slot's first), else the scheduled one.
+  const isFrozen = (w: WorkerProcess) => w.frozen.some(([, to]) => to === Infinity);
+  const holding = new Map<WorkerProcess, () => boolean>();
+  const holdsLock = (w: WorkerProcess) => {
+    const check = holding.get(w) ?? lockHolding(w);
+    holding.set(w, check);
+    return check();
+  };
+  const lockHolder = async (preferred: number): Promise<WorkerProcess | undefined> => {
+    const deadline = Date.now() + HOLDER_WAIT_MS;
+    while (Date.now() < deadline) {
+      for (const i of slotOrder(preferred)) {
+        const w = fleet.slots[i]?.current ?? null;
+        if (fleet.alive(w) && w.endedBy === null && !isFrozen(w) && holdsLock(w)) return w;
+      }
+      await sleep(5);
     }
     return undefined;
   };
@@ -89,12 +117,14 @@ export function createInjector(o: {
         return;
       }
       case 'sigstop': {
-        const w = live(f.slot);
-        if (!w || w.frozen.some(([, to]) => to === Infinity)) return void count('sigstop skipped');
+        const holder = await lockHolder(f.slot);
+        const w = holder ?? live(f.slot);
+        if (!w || isFrozen(w)) return void count('sigstop skipped');
         const window: [number, number] = [Date.now(), Infinity];
         w.frozen.push(window);
         w.cli.child.kill('SIGSTOP');
         count(`SIGSTOP > lock TTL, then SIGCONT`);
+        count(`SIGSTOP of ${holder ? 'a lock holder' : 'a worker holding no lock (none found)'}`);
         await sleep(f.ms);
         w.cli.child.kill('SIGCONT');
         window[1] = Date.now();
@@ -120,12 +150,14 @@ export function createInjector(o: {
         return;
       }
       case 'blackhole': {
-        const slot = fleet.slots[f.slot];
+        const holder = await lockHolder(f.slot);
+        const slot = fleet.slots[holder?.slot ?? f.slot];
         if (!slot || slot.redis.blackholed) return void count('blackhole skipped');
         const window: [number, number] = [Date.now(), Infinity];
         const victims = new Set<WorkerProcess>();
         slot.redis.blackholed = true;
         count(`blackhole of one worker's Redis (heal: ${f.heal})`);
+        count(`blackhole of ${holder ? 'a lock holder' : 'a worker holding no lock (none found)'}`);
         const until = Date.now() + f.ms;
         while (Date.now() < until) {
           if (slot.current) victims.add(slot.current);

@@ -77,6 +77,30 @@ export function loggedIntervals(w: WorkerProcess): Interval[] {
   return out;
 }
 
+/**
+ * Whether a worker holds a partition lock right now, by its log, read incrementally: the faults
+ * meant to take a lock from its holder (SIGSTOP, a Redis blackhole) wait for one with this.
+ */
+export function lockHolding(w: WorkerProcess): () => boolean {
+  let read = 0;
+  const open = new Set<string>();
+  return () => {
+    const out = w.cli.output();
+    const end = out.lastIndexOf('\n') + 1;
+    for (const line of out.slice(read, end).split('\n')) {
+      if (!line.includes('"lockHeld"')) continue;
+      try {
+        const rec = JSON.parse(line) as LockLine;
+        const key = `${rec.job}|${rec.lockHeld?.since}`;
+        if (rec.lockHeld?.until === undefined) open.add(key);
+        else open.delete(key);
+      } catch {}
+    }
+    read = end;
+    return open.size > 0;
+  };
+}
+
 /** The worker whose proxy session wrote a transaction (ports are reused: match by time too). */
 export function attribute(
   tx: WriteTx,
