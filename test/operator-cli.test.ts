@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -32,6 +34,18 @@ describe('audit-sweeper --version and --help', () => {
     const { code, output } = await runCli(['--version'], { SWEEP_EVERY: 'banana' });
     expect(code).toBe(0);
     expect(output.trim()).toBe(VERSION);
+  });
+
+  it('a command that has finished exits even if something keeps the process open, naming it', async () => {
+    // A listening server nobody closes, loaded before the CLI: as a leaked socket would be.
+    const keepOpen = join(tmpdir(), `audit-sweeper-keep-open-${process.pid}.cjs`);
+    writeFileSync(keepOpen, "require('node:net').createServer().listen(0, '127.0.0.1');\n");
+    const { code, output } = await runCli(['--version'], { NODE_OPTIONS: `--require ${keepOpen}` });
+    expect(code).toBe(0);
+    expect(output).toContain(VERSION);
+    expect(output).toMatch(
+      /finished, but still running 5 s later \(open: .*TCPServerWrap.*\); exiting/,
+    );
   });
 
   it('--help lists every command with each of its options and what it does', async () => {

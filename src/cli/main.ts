@@ -176,9 +176,27 @@ export async function main(argv: string[]): Promise<number> {
   return module.run(config, options);
 }
 
+/**
+ * A command that has finished ends its process when nothing is left open. Should something stay
+ * open (a timer or socket a library keeps), a pod would hang in Terminating until its grace
+ * period ran out and it was killed: after this long, say what is open and exit anyway.
+ */
+const LINGER_MS = 5_000;
+
+function exitWhenDone(): void {
+  setTimeout(() => {
+    const open = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
+    console.error(
+      `audit-sweeper: finished, but still running ${LINGER_MS / 1000} s later (open: ${open.join(', ') || 'timers'}); exiting`,
+    );
+    process.exit();
+  }, LINGER_MS).unref();
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    exitWhenDone();
   },
   (err) => {
     // A bad option or argument is a usage error, like a bad setting; so is a REDIS_URL whose
@@ -190,10 +208,11 @@ main(process.argv.slice(2)).then(
     ) {
       console.error(scrubSecrets(err.message));
       process.exitCode = 2;
-      return;
+    } else {
+      // An error's message may quote a connection URL: never print its password.
+      console.error(scrubSecrets(err instanceof Error ? err.message : String(err)));
+      process.exitCode = 1;
     }
-    // An error's message may quote a connection URL: never print its password.
-    console.error(scrubSecrets(err instanceof Error ? err.message : String(err)));
-    process.exitCode = 1;
+    exitWhenDone();
   },
 );
