@@ -203,6 +203,8 @@ function probeWith(target: RedisTarget): Probe {
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
       connectTimeout: 3_000,
+      // A server that takes the connection and never answers (blackholed) is an outage too.
+      commandTimeout: 3_000,
       ...(sentinel
         ? {
             ...(target.sentinelUsername ? { username: target.sentinelUsername } : {}),

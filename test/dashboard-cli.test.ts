@@ -1,3 +1,4 @@
+import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCli } from './support/cli.ts';
 import { basic } from './support/dashboard-harness.ts';
@@ -61,5 +62,31 @@ describe('audit-sweeper dashboard', () => {
       cli.child.kill('SIGTERM');
     }
     expect(await cli.exited).toBe(0);
+  });
+
+  it('a SIGTERM during start-up, while Redis does not answer, still shuts down cleanly', async () => {
+    // A Redis that takes the connection and never answers: start-up waits for it (up to 10 s).
+    const held: Socket[] = [];
+    const silent = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const cli = startCli(['dashboard'], {
+      DATABASE_URL: db.url,
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      QUEUE_PREFIX: prefix.prefix,
+      DASHBOARD_PORT: '0',
+      DASHBOARD_PASSWORD: '',
+    });
+    try {
+      // Printed before the wait for Redis.
+      await cli.waitForOutput(/generated a password/);
+      cli.child.kill('SIGTERM');
+      expect(await cli.exited, cli.output()).toBe(0);
+      expect(cli.output()).toContain('shut down cleanly');
+    } finally {
+      cli.child.kill('SIGKILL');
+      for (const s of held) s.destroy();
+      silent.close();
+    }
   });
 });

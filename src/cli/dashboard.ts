@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { createRedis, refuseWrongRedisTopology } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
-import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
+import { closeServer, listen, runUntilSignal, waitForSignal } from './lifecycle.ts';
 
 /**
  * `audit-sweeper dashboard`: the operator dashboard, Bull Board, the audit-log API and the
@@ -19,9 +19,11 @@ import { closeServer, listen, runUntilSignal } from './lifecycle.ts';
  * them one DASHBOARD_PASSWORD, or each generates its own).
  */
 export async function run(config: Config): Promise<number> {
+  // Listening first: a SIGTERM while start-up waits for Redis shuts down cleanly once it is over.
+  const signal = waitForSignal();
   const logger = createLogger(config.LOG_LEVEL, 'dashboard');
   const dashboard = await startDashboardService(config, logger);
-  return runUntilSignal(logger, dashboard.close);
+  return runUntilSignal(logger, dashboard.close, undefined, signal);
 }
 
 /** How long the dashboard waits for Redis at start before serving without it. */
