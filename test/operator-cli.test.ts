@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,12 +40,18 @@ describe('audit-sweeper --version and --help', () => {
     // A listening server nobody closes, loaded before the CLI: as a leaked socket would be.
     const keepOpen = join(tmpdir(), `audit-sweeper-keep-open-${process.pid}.cjs`);
     writeFileSync(keepOpen, "require('node:net').createServer().listen(0, '127.0.0.1');\n");
-    const { code, output } = await runCli(['--version'], { NODE_OPTIONS: `--require ${keepOpen}` });
-    expect(code).toBe(0);
-    expect(output).toContain(VERSION);
-    expect(output).toMatch(
-      /finished, but still running 5 s later \(open: .*TCPServerWrap.*\); exiting/,
-    );
+    try {
+      const { code, output } = await runCli(['--version'], {
+        NODE_OPTIONS: `--require ${keepOpen}`,
+      });
+      expect(code).toBe(0);
+      expect(output).toContain(VERSION);
+      expect(output).toMatch(
+        /finished, but still running 5 s later \(open: .*TCPServerWrap.*\); exiting/,
+      );
+    } finally {
+      rmSync(keepOpen, { force: true });
+    }
   });
 
   it('--help lists every command with each of its options and what it does', async () => {
