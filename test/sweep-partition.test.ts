@@ -339,6 +339,22 @@ describe('the chunk query plan', () => {
     expect(large.buffers).toBeLessThan(50);
   });
 
+  it('the settings of a chunk end with it: the connection goes back to the pool as it came', async () => {
+    await insertMany(db.pool, { count: 50, ageMs: 2 * HOUR });
+    const client = await db.pool.connect();
+    try {
+      const cutoff = await staleCutoff(client, { staleAfterMs: HOUR });
+      const { low, high } = partitionRange(0, 1);
+      expect(await finalizeStaleChunk(client, { cutoff, low, high, limit: 1_000 })).toBe(50);
+      const { rows } = await client.query(
+        "SELECT current_setting('enable_sort') AS sort, current_setting('synchronous_commit') AS sync",
+      );
+      expect(rows[0]).toEqual({ sort: 'on', sync: 'on' });
+    } finally {
+      client.release();
+    }
+  });
+
   it('a backlog that arrived after the last ANALYZE saw no incomplete row: each chunk still writes only the rows it picked', async () => {
     // The usual state of a healthy table: statistics say no row is incomplete, so the planner
     // thinks the partial indexes empty. Then completions fail for a while and a backlog builds
@@ -354,6 +370,12 @@ describe('the chunk query plan', () => {
       const all = nodes(plan);
       const update = all.find((n) => n['Node Type'] === 'ModifyTable');
       expect(update?.['Actual Rows']).toBe(1_000);
+      // The pick walks the id index and stops at its limit. Left to those statistics, the
+      // planner read every stale row of the range through the time_started index and sorted
+      // them by id, chunk after chunk: 0.4-0.8 s a chunk at a 500k backlog, against 9 ms.
+      expect(all.map((n) => n['Node Type'])).not.toContain('Sort');
+      const pick = all.find((n) => n['Relation Name'] === 'audit_log' && n['Index Name']);
+      expect(pick?.['Index Name']).toBe('audit_log_incomplete_by_id');
       for (const n of all) {
         expect(Number(n['Rows Removed by Join Filter'] ?? 0), String(n['Node Type'])).toBe(0);
         expect(Number(n['Rows Removed by Filter'] ?? 0), String(n['Node Type'])).toBeLessThan(

@@ -4,7 +4,9 @@ import type { Queryable } from '../../src/sql/fragments.ts';
  * The plan of the statement a typed SQL function runs, as `EXPLAIN (<options>, FORMAT JSON)`
  * gives it: the function runs against a stand-in that prefixes its text with EXPLAIN, so a test
  * reads the plan of exactly the product's statement. With ANALYZE the statement really runs:
- * wrap writes in a transaction that is rolled back.
+ * wrap writes in a transaction that is rolled back. A message of several statements (settings
+ * first, as a sweep chunk sends them) has all but its last run as they are and its last
+ * explained: run it inside a transaction, so that settings local to it apply.
  */
 export async function explain(
   db: Queryable,
@@ -14,7 +16,10 @@ export async function explain(
   let plan: PlanNode | undefined;
   const explaining = {
     query: async (text: string, values?: unknown[]) => {
-      const { rows } = await db.query(`EXPLAIN (${options}, FORMAT JSON) ${text}`, values);
+      const last = text.lastIndexOf(';\n');
+      if (last >= 0) await db.query(text.slice(0, last));
+      const statement = text.slice(last + 1);
+      const { rows } = await db.query(`EXPLAIN (${options}, FORMAT JSON) ${statement}`, values);
       plan = rows[0]['QUERY PLAN'][0].Plan;
       // What the function reads back from a plan is meaningless; give it nothing to read.
       return { rows: [], rowCount: 0 };
