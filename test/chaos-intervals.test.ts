@@ -81,7 +81,7 @@ describe('the chaos run: sweeps of one partition at once', () => {
     ).toHaveLength(1);
   });
 
-  it('a sweep killed holding its lock holds it until the kill; its chunks are inside it', () => {
+  it('a sweep killed holding its lock holds it until the kill; its chunks land until the lock expires', () => {
     const killed = worker('a', [taken('1', 2, 1000)], { endedAt: 5000, endedBy: 'sigkill' });
     const [interval] = loggedIntervals(killed);
     expect(interval).toMatchObject({ start: 1000, end: 5000, cutByKill: true });
@@ -100,11 +100,18 @@ describe('the chaos run: sweeps of one partition at once', () => {
       maxId: `${minId}-0000-4000-8000-000000000001`,
     });
     const inside = chunk(2000, 2100);
-    const after = chunk(5100, 5200);
+    // Sent before the kill, committed after it: its lock (TTL 3 s here) was still taken.
+    const inFlight = chunk(5100, 5200);
+    const afterTtl = chunk(8100, 8200);
     const otherPartition = chunk(2000, 2100, '10000000');
-    expect(chunksOutsideLocks(loggedIntervals(killed), [inside, after, otherPartition])).toEqual([
-      after,
-      otherPartition,
-    ]);
+    expect(
+      chunksOutsideLocks(
+        loggedIntervals(killed),
+        [inside, inFlight, afterTtl, otherPartition],
+        3_000,
+      ),
+    ).toEqual([afterTtl, otherPartition]);
+    // A holding that ended by itself covers nothing after its end.
+    expect(chunksOutsideLocks(loggedIntervals(b), [chunk(6100, 6200)], 3_000)).toHaveLength(1);
   });
 });

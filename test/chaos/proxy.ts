@@ -60,8 +60,10 @@ export async function startProxy(name: string, targetPort: number): Promise<Faul
     conns.add(conn);
     const record = { port: 0, from: Date.now(), to: null as number | null };
     const drop = () => {
+      // Also after a reset (which clears conns first): a session left open-ended would take
+      // the writes of a later session on the same port (ports are reused) for its own.
+      record.to ??= Date.now();
       if (!conns.delete(conn)) return;
-      record.to = Date.now();
       client.destroy();
       upstream.destroy();
     };

@@ -223,6 +223,7 @@ async function main(): Promise<number> {
     chunksOutsideLocks(
       logged.filter((i) => i.worker === w),
       chunksByWorker.get(w) ?? [],
+      LOCK_TTL_MS,
     ).map((tx) => ({ worker: w, tx })),
   );
   const found = overlaps(logged, injector.redisRestarts);

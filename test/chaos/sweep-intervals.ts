@@ -122,9 +122,16 @@ export function attribute(
 
 /**
  * The sweep chunks a worker committed while it held no lock of a partition that holds the
- * chunk's rows, by its own log: none if every finalizing write is made under its lock.
+ * chunk's rows, by its own log: none if every finalizing write is made under its lock. A
+ * statement sent before a SIGKILL can still reach the database, or finish there, after it
+ * (through a slow link, or already running): the lock it was sent under stays taken until its
+ * TTL runs out, so a killed holding covers its chunks until then.
  */
-export function chunksOutsideLocks(own: Interval[], chunks: WriteTx[]): WriteTx[] {
+export function chunksOutsideLocks(
+  own: Interval[],
+  chunks: WriteTx[],
+  lockTtlMs: number,
+): WriteTx[] {
   return chunks.filter(
     (c) =>
       !own.some(
@@ -132,7 +139,7 @@ export function chunksOutsideLocks(own: Interval[], chunks: WriteTx[]): WriteTx[
           partitionOf(c.minId, i.partitions) === i.partition &&
           partitionOf(c.maxId, i.partitions) === i.partition &&
           c.start >= i.start - ROUNDING_MS &&
-          c.end <= i.end + ROUNDING_MS,
+          c.end <= i.end + (i.cutByKill ? lockTtlMs : 0) + ROUNDING_MS,
       ),
   );
 }
