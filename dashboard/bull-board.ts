@@ -53,13 +53,7 @@ export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath:
       },
     },
   });
-  // Bull Board answers every error of its API with a 500. Its own (an unknown queue or job) keep
-  // their status; the rest go on to the dashboard's error handler, so Redis away or failing
-  // over is a 503 (retry later) and logged once per outage, as everywhere else on the dashboard.
-  serverAdapter.setErrorHandler((err: Error & { statusCode?: HTTPStatus }) => {
-    if (err.statusCode && err.statusCode < 500) return bullBoardErrorHandler(err);
-    throw err;
-  });
+  serverAdapter.setErrorHandler(bullBoardErrorAnswer);
   const router = Router();
   router.post(
     '/api/queues/:queueName/add',
@@ -81,4 +75,26 @@ export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath:
   );
   router.use(serverAdapter.getRouter());
   return router;
+}
+
+/**
+ * Bull Board answers every error of its API with a 500. Its own (an unknown queue or job) keep
+ * their status, and a retry that lost a race (another click, or a worker, moved the job on
+ * between Bull Board reading its state and retrying it) is a 409. The rest go on, thrown, to
+ * the dashboard's error handler, so Redis away or failing over is a 503 (retry later) logged
+ * once per outage, as everywhere else on the dashboard.
+ */
+export function bullBoardErrorAnswer(err: Error & { statusCode?: HTTPStatus }) {
+  if (err.statusCode && err.statusCode < 500) return bullBoardErrorHandler(err);
+  const moved = /^Job (\S+) is not in the (\w+) state/.exec(err.message);
+  if (moved)
+    return {
+      status: 409 as const,
+      body: {
+        error: {
+          message: `job ${moved[1]} is no longer ${moved[2]}: it moved on meanwhile; refresh`,
+        },
+      },
+    };
+  throw err;
 }

@@ -64,7 +64,7 @@ function draw(runs: RunSummary[], size: Size): string {
       const cls = run.failedPartitions.length ? 'bar failed' : 'bar';
       const label = `${run.runId}: ${count(run.finalized)} rows finalized, finished ${time(run.finishedAt)}`;
       const value = showValues
-        ? `<text class="value" x="${xs[i]}" y="${PAD.top + plotH - h - 4}" text-anchor="middle">${labels[i]}</text>`
+        ? `<text class="bar-value" x="${xs[i]}" y="${PAD.top + plotH - h - 4}" text-anchor="middle">${labels[i]}</text>`
         : '';
       return `<rect class="${cls}" data-run-id="${esc(run.runId)}" x="${(xs[i] ?? 0) - barW / 2}" y="${PAD.top + plotH - h}" width="${barW}" height="${h}"><title>${esc(label)}</title></rect>${value}`;
     })

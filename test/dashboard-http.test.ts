@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bullBoardErrorAnswer } from '../dashboard/bull-board.ts';
 import { PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { backlogByRange } from '../src/sql/backlog.ts';
 import { partitionRange } from '../src/sweep/partitions.ts';
@@ -246,6 +247,21 @@ describe('pages and data', () => {
       [SWEEP_QUEUE, 'Runs'],
       [PARTITION_QUEUE, 'Partition jobs'],
     ]);
+  });
+
+  it("Bull Board's errors: a retry that lost a race is a 409, its own 4xx kept, the rest passed on", () => {
+    // The race (two operators retrying at once) cannot be timed over HTTP; BullMQ's words for it:
+    const lost = new Error('Job rmx1-p3 is not in the failed state. reprocessJob');
+    expect(bullBoardErrorAnswer(lost)).toEqual({
+      status: 409,
+      body: {
+        error: { message: 'job rmx1-p3 is no longer failed: it moved on meanwhile; refresh' },
+      },
+    });
+    const notFound = Object.assign(new Error('Queue x not found'), { statusCode: 404 as const });
+    expect(bullBoardErrorAnswer(notFound).status).toBe(404);
+    // Anything else (Redis away, say) goes on to the dashboard's handler: 503 or 500, logged.
+    expect(() => bullBoardErrorAnswer(new Error("Stream isn't writeable"))).toThrow(/writeable/);
   });
 
   it('the overview shows the backlog, per partition too, as HTML and JSON', async () => {
