@@ -1,4 +1,5 @@
-import { QueueEvents } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Job, type Queue, QueueEvents } from 'bullmq';
 import type { Logger } from '../log.ts';
 import { redisTrouble } from '../redis-client.ts';
 import { createRedis } from './connection.ts';
@@ -71,12 +72,19 @@ export async function waitForSweep(
     : undefined;
   // Our own deadline decides, so BullMQ's fires just after it (its timer outlives close()).
   const remaining = () => Math.max(1, deadline - Date.now()) + 100;
+  const stop = new AbortController();
   try {
     const wait = async () => {
       await events.waitUntilReady();
       const tick = await sq.queue.getJob(tickJobId);
       if (!tick) throw new Error(`sweep request ${tickJobId} is gone from the queue`);
-      const result = (await tick.waitUntilFinished(events, remaining())) as TickResult;
+      const result = (await finished(
+        sq.queue,
+        tick,
+        events,
+        remaining(),
+        stop.signal,
+      )) as TickResult;
       if (result.runId === null)
         throw new Error(
           `the sweeper is paused (by ${result.pausedBy}): no run started; audit-sweeper resume ends the pause`,
@@ -84,13 +92,47 @@ export async function waitForSweep(
       const { runId } = result;
       const run = await sq.queue.getJob(runJobId(runId));
       if (!run) throw new Error(`run ${runId} is gone from the queue`);
-      return (await run.waitUntilFinished(events, remaining())) as RunSummary;
+      return (await finished(sq.queue, run, events, remaining(), stop.signal)) as RunSummary;
     };
     return await Promise.race([wait(), timedOut]);
   } finally {
+    stop.abort();
     clearTimeout(timer);
     clearTimeout(noWorker);
     await events.close();
     connection.disconnect();
   }
+}
+
+/** How often a wait looks at the job itself, besides listening for its events. */
+const LOOK_EVERY_MS = 1_000;
+
+/**
+ * A job's return value once it has finished (its failure thrown). Listening to the queue's
+ * events is not enough: the events reader starts at the stream's end ('$') a moment after it is
+ * ready, so a job finishing in that moment sends an event nobody reads (seen in CI: a tick taken
+ * at once, and `sweep --wait` waited out its whole timeout for a run long finished). So the job
+ * is also read every second; whichever tells first wins.
+ */
+async function finished(
+  queue: Queue,
+  job: Job,
+  events: QueueEvents,
+  ttlMs: number,
+  stop: AbortSignal,
+): Promise<unknown> {
+  const looked = (async () => {
+    while (!stop.aborted) {
+      await sleep(LOOK_EVERY_MS, undefined, { signal: stop }).catch(() => undefined);
+      const state = await job.getState().catch(() => undefined);
+      if (state === 'completed' || state === 'failed') {
+        const now = await queue.getJob(job.id as string);
+        if (!now) throw new Error(`job ${job.id} is gone from the queue`);
+        if (state === 'failed') throw new Error(now.failedReason);
+        return now.returnvalue;
+      }
+    }
+    return new Promise<never>(() => {});
+  })();
+  return Promise.race([job.waitUntilFinished(events, ttlMs), looked]);
 }
