@@ -124,6 +124,7 @@ async function finished(
   const looked = (async () => {
     while (!stop.aborted) {
       await sleep(LOOK_EVERY_MS, undefined, { signal: stop }).catch(() => undefined);
+      if (stop.aborted) break;
       const state = await job.getState().catch(() => undefined);
       if (state === 'completed' || state === 'failed') {
         const now = await queue.getJob(job.id as string);

@@ -1,3 +1,4 @@
+import { partitionOf } from '../../src/sweep/partitions.ts';
 import type { WriteTx } from './audit-trail.ts';
 import type { WorkerProcess } from './fleet.ts';
 import type { FaultyProxy } from './proxy.ts';
@@ -25,13 +26,6 @@ export type Interval = {
 
 /** Rounding between the database's microseconds and a process's milliseconds. */
 const ROUNDING_MS = 1;
-
-/** Partition of an id for n partitions: ranges of the id's first 32 bits (README). */
-export function partitionOf(id: string, n: number): number {
-  const prefix = Number.parseInt(id.slice(0, 8), 16);
-  for (let p = 0; p < n; p++) if (prefix < Math.floor(((p + 1) * 2 ** 32) / n)) return p;
-  return n - 1;
-}
 
 type LockLine = {
   job?: string;
