@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type Config, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer } from '../src/queue/connection.ts';
-import { runJobId } from '../src/queue/job-ids.ts';
+import { newRunId, runJobId } from '../src/queue/job-ids.ts';
 import {
   JobName,
   type PartitionData,
@@ -13,11 +13,13 @@ import {
   type SweepStatus,
 } from '../src/queue/jobs.ts';
 import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
+import { addRunFlow } from '../src/queue/run-flow.ts';
 import { recentRuns } from '../src/queue/run-history.ts';
 import {
   closeSweepQueue,
   createSweepQueue,
   partitionJobOptions,
+  productKey,
   type SweepQueue,
 } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
@@ -615,5 +617,45 @@ describe('sweeps through the queue', () => {
     const next = await tickResult(h.sq, await requestSweep(h.sq));
     expect(next.joined).toBeUndefined();
     expect(next.runId).not.toBe(summaryRunId);
+  });
+
+  it('a tick that meets a run claimed but not yet added waits for its flow, so the run it names exists', async () => {
+    // The gap between a claim and its flow (the claimer reads PostgreSQL in between): a
+    // "Sweep now" taken beside a worker's first scheduled tick met it, and the bench found no
+    // job for the run its tick named.
+    const h = await start(1, { SWEEP_PARTITIONS: '2' });
+    await insertMany({ count: 50, ageMs: 2 * HOUR, tag: 'stale' });
+    const runId = newRunId(Date.now(), 'c1a1c1a1');
+    await h.producer.set(productKey(h.sq, 'current-run'), runId);
+    const tick = await requestSweep(h.sq);
+    await expect.poll(() => h.sq.queue.getJobState(tick), { interval: 50 }).toBe('active');
+    await sleep(500);
+    expect(await h.sq.queue.getJobState(tick)).toBe('active');
+
+    // Held open by a table lock, so that it is still under way when the tick looks again.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE audit_log IN EXCLUSIVE MODE');
+      await addRunFlow(h.sq, { runId, trigger: 'manual', partitions: 2 }, h.config);
+      expect(await tickResult(h.sq, tick)).toEqual({ runId, partitions: 2, joined: true });
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+    const summary = await waitForSweep(h.sq, tick, {
+      redisUrl: TEST_REDIS_URL,
+      timeoutMs: 90_000,
+      logger: silentLogger,
+    });
+    expect(summary).toMatchObject({ runId, finalized: 50, failedPartitions: [] });
+
+    // A claim whose claimer died before adding its flow is taken over once its grace is over.
+    const dead = newRunId(Date.now() - 61_000, 'dead0000');
+    await h.producer.set(productKey(h.sq, 'current-run'), dead);
+    const next = await tickResult(h.sq, await requestSweep(h.sq));
+    expect(next.joined).toBeUndefined();
+    expect(next.runId).not.toBe(dead);
+    expect(await h.sq.queue.getJob(runJobId(next.runId))).toBeDefined();
   });
 });

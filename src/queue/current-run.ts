@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Job } from 'bullmq';
 import type { RedisClient } from '../redis-client.ts';
 import { newRunId, runClaimedAt, runJobId } from './job-ids.ts';
@@ -17,9 +18,16 @@ const CLAIM_GRACE_MS = 60_000;
 
 const currentRunKey = (sq: SweepQueue) => productKey(sq, 'current-run');
 
+/** How often a joining tick looks again for a claimed run whose flow is not in Redis yet. */
+const JOIN_LOOK_EVERY_MS = 100;
+
 /**
  * Claims a new run, or finds the unfinished one: `claimed` tells the caller to add the run's
  * flow. A claim left by a run that finished, failed or was removed is cleared and taken.
+ * A tick joins only a run whose job is in Redis: whoever reads the tick's result (`sweep
+ * --wait`, the bench) then finds the run. Between a claim and its flow the claimer reads
+ * PostgreSQL, so two ticks taken at once (a worker's first scheduled tick and a "Sweep now")
+ * meet that gap; the joiner waits it out, up to the claim's grace.
  */
 export async function claimOrJoinRun(
   sq: SweepQueue,
@@ -31,16 +39,25 @@ export async function claimOrJoinRun(
     if ((await redis.set(key, runId, 'NX')) === 'OK') return { runId, claimed: true };
     const current = await redis.get(key);
     if (current === null) continue;
-    if (await isUnfinished(sq, current)) return { runId: current, claimed: false };
-    await deleteIfEqual(redis, key, current);
+    const state = await runState(sq, current);
+    if (state === 'not-added-yet') await sleep(JOIN_LOOK_EVERY_MS);
+    else if (state === 'unfinished') return { runId: current, claimed: false };
+    else await deleteIfEqual(redis, key, current);
   }
 }
 
 /** The run under way, if any (its id; its job is `run-<id>`). */
 export async function currentRun(sq: SweepQueue, redis: RedisClient): Promise<string | null> {
   const runId = await redis.get(currentRunKey(sq));
-  return runId && (await isUnfinished(sq, runId)) ? runId : null;
+  return runId && (await runState(sq, runId)) !== 'over' ? runId : null;
 }
+
+/**
+ * Gives up `runId`'s claim (if it still holds it) when its flow could not be added, so that the
+ * tick's retry claims a run at once instead of waiting out the claim's grace.
+ */
+export const abandonRun = (sq: SweepQueue, redis: RedisClient, runId: string) =>
+  deleteIfEqual(redis, currentRunKey(sq), runId);
 
 /** Ends `runId`'s claim as part of a MULTI (if it still holds it). */
 export const releaseRunIn = (
@@ -49,9 +66,15 @@ export const releaseRunIn = (
   runId: string,
 ) => deleteIfEqualIn(multi, currentRunKey(sq), runId);
 
-async function isUnfinished(sq: SweepQueue, runId: string): Promise<boolean> {
+/**
+ * `over`: finished, failed, removed, or claimed by a claimer that never added the flow (dead
+ * within the grace). `not-added-yet`: claimed, the claimer may be adding the flow right now.
+ */
+async function runState(
+  sq: SweepQueue,
+  runId: string,
+): Promise<'unfinished' | 'not-added-yet' | 'over'> {
   const state = await Job.fromId(sq.queue, runJobId(runId)).then((job) => job?.getState());
-  if (state) return UNFINISHED.has(state);
-  // No job yet: the claimer may be adding the flow right now.
-  return Date.now() - runClaimedAt(runId) < CLAIM_GRACE_MS;
+  if (state) return UNFINISHED.has(state) ? 'unfinished' : 'over';
+  return Date.now() - runClaimedAt(runId) < CLAIM_GRACE_MS ? 'not-added-yet' : 'over';
 }

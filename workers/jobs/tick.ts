@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import { readPause } from '../../src/control/pause.ts';
-import { claimOrJoinRun } from '../../src/queue/current-run.ts';
+import { abandonRun, claimOrJoinRun } from '../../src/queue/current-run.ts';
 import type { TickData, TickResult } from '../../src/queue/jobs.ts';
 import { addRunFlow } from '../../src/queue/run-flow.ts';
 import { failingPartitions } from '../../src/read/failures.ts';
@@ -26,11 +26,17 @@ export async function processTick(job: Job<TickData>, ctx: JobContext): Promise<
   const failing = await readRecentRuns(ctx.pool, 20)
     .then((runs) => failingPartitions(runs).filter((f) => f.partitions === partitions))
     .catch(() => []);
-  await addRunFlow(
-    ctx.sq,
-    { runId, trigger, partitions },
-    ctx.settings,
-    new Set(failing.map((f) => f.partition)),
-  );
+  try {
+    await addRunFlow(
+      ctx.sq,
+      { runId, trigger, partitions },
+      ctx.settings,
+      new Set(failing.map((f) => f.partition)),
+    );
+  } catch (err) {
+    // Best effort: with Redis away this fails too, and the claim's grace ends it instead.
+    await abandonRun(ctx.sq, ctx.redis, runId).catch(() => false);
+    throw err;
+  }
   return { runId, partitions };
 }
