@@ -214,10 +214,13 @@ export class RedisSetupError extends Error {
 
 type Probe = (node: HostPort, args: string[]) => Promise<unknown>;
 
-/** One command on a short-lived, non-retrying connection (not a cluster or sentinel client). */
-function probeWith(target: RedisTarget): Probe {
+/**
+ * One command on a short-lived, non-retrying connection (not a cluster or sentinel client), with
+ * the credentials of a data node, or of a sentinel (which may have its own).
+ */
+function probeWith(target: RedisTarget, kind: 'data' | 'sentinel' = 'data'): Probe {
   return async (node, args) => {
-    const sentinel = target.kind === 'sentinel';
+    const sentinel = target.kind === 'sentinel' && kind === 'sentinel';
     const client = new Redis({
       host: node.host,
       port: node.port,
@@ -252,7 +255,7 @@ function probeWith(target: RedisTarget): Probe {
       const message = `${(err as Error).message} ${lastError?.message ?? ''}`;
       if (/NOAUTH|WRONGPASS|invalid password|invalid username-password/i.test(message))
         throw new RedisSetupError(
-          `REDIS_URL: ${node.host}:${node.port} refused the credentials (${(/(NOAUTH|WRONGPASS)[^\n]*/i.exec(message)?.[0] ?? message).trim()}): set user:password@ in REDIS_URL${sentinel ? ' (and ?sentinelPassword= if the sentinels have their own)' : ''}`,
+          `REDIS_URL: ${sentinel ? 'the sentinel at ' : ''}${node.host}:${node.port} refused the credentials (${(/(NOAUTH|WRONGPASS)[^\n]*/i.exec(message)?.[0] ?? message).trim()}): ${sentinel ? 'set ?sentinelPassword= (and &sentinelUsername=) in REDIS_URL' : `set user:password@ in REDIS_URL${target.kind === 'sentinel' ? " (the data nodes' password; the sentinels' own goes in ?sentinelPassword=)" : ''}`}`,
         );
       throw err;
     } finally {
@@ -302,14 +305,15 @@ export async function checkRedisTopology(target: RedisTarget): Promise<string[]>
       return evictionWarnings(String(info));
     }
     case 'sentinel': {
+      const ask = probeWith(target, 'sentinel');
       const answers = await Promise.allSettled(
         target.sentinels.map((s) =>
-          probe(s, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.masterName]),
+          ask(s, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.masterName]),
         ),
       );
       const list = target.sentinels.map((s) => `${s.host}:${s.port}`).join(',');
-      const known = answers.some((a) => a.status === 'fulfilled' && a.value !== null);
-      if (known) return [];
+      const primary = answers.find((a) => a.status === 'fulfilled' && a.value !== null);
+      if (primary?.status === 'fulfilled') return primaryWarnings(primary.value, probe);
       const errors = answers.flatMap((a) =>
         a.status === 'rejected' ? [String(a.reason?.message ?? a.reason)] : [],
       );
@@ -324,9 +328,7 @@ export async function checkRedisTopology(target: RedisTarget): Promise<string[]>
           );
         throw new Error(`no Sentinel of REDIS_URL answers (${list}): ${errors[0]}`);
       }
-      const names = await Promise.any(
-        target.sentinels.map((s) => probe(s, ['SENTINEL', 'MASTERS'])),
-      )
+      const names = await Promise.any(target.sentinels.map((s) => ask(s, ['SENTINEL', 'MASTERS'])))
         .then((masters) => (masters as string[][]).map((m) => m[m.indexOf('name') + 1]))
         .catch(() => [] as string[]);
       throw new RedisSetupError(
@@ -336,12 +338,30 @@ export async function checkRedisTopology(target: RedisTarget): Promise<string[]>
   }
 }
 
+/**
+ * The primary the sentinels named, asked with the data nodes' credentials: a wrong password
+ * there would otherwise keep every client retrying AUTH for ever, since the sentinels took
+ * theirs. A primary that does not answer is an outage (a failover may be under way), not a bad
+ * setting: nothing to say then.
+ */
+async function primaryWarnings(address: unknown, probe: Probe): Promise<string[]> {
+  const [host, port] = address as [string, string];
+  try {
+    return evictionWarnings(String(await probe({ host, port: Number(port) }, ['INFO'])));
+  } catch (err) {
+    if (err instanceof RedisSetupError) throw err;
+    return [];
+  }
+}
+
 async function firstAnswer<T>(nodes: HostPort[], ask: (node: HostPort) => Promise<T>) {
   let last: unknown;
   for (const node of nodes) {
     try {
       return { info: await ask(node), node };
     } catch (err) {
+      // Credentials are the cluster's: one node refusing them is the answer.
+      if (err instanceof RedisSetupError) throw err;
       last = err;
     }
   }

@@ -100,7 +100,7 @@ export async function startPrivateRedis(
         'no',
         '--dir',
         dir,
-        // Like production's (REFERENCE.md): BullMQ must never have keys evicted.
+        // As in production: BullMQ must never have keys evicted.
         '--maxmemory-policy',
         'noeviction',
         ...(options.password ? ['--requirepass', options.password] : []),
