@@ -255,13 +255,22 @@ function probeWith(target: RedisTarget, kind: 'data' | 'sentinel' = 'data'): Pro
       const message = `${(err as Error).message} ${lastError?.message ?? ''}`;
       if (/NOAUTH|WRONGPASS|invalid password|invalid username-password/i.test(message))
         throw new RedisSetupError(
-          `REDIS_URL: ${sentinel ? 'the sentinel at ' : ''}${node.host}:${node.port} refused the credentials (${(/(NOAUTH|WRONGPASS)[^\n]*/i.exec(message)?.[0] ?? message).trim()}): ${sentinel ? 'set ?sentinelPassword= (and &sentinelUsername=) in REDIS_URL' : `set user:password@ in REDIS_URL${target.kind === 'sentinel' ? " (the data nodes' password; the sentinels' own goes in ?sentinelPassword=)" : ''}`}`,
+          `REDIS_URL: ${sentinel ? 'the sentinel at ' : ''}${node.host}:${node.port} refused the credentials (${(/(NOAUTH|WRONGPASS)[^\n]*/i.exec(message)?.[0] ?? message).trim()}): ${credentialsHint(target, sentinel)}`,
         );
       throw err;
     } finally {
       client.disconnect();
     }
   };
+}
+
+/** Which part of REDIS_URL holds the password that a data node or a sentinel refused. */
+function credentialsHint(target: RedisTarget, refusedBySentinel: boolean): string {
+  if (refusedBySentinel) return 'set ?sentinelPassword= (and &sentinelUsername=) in REDIS_URL';
+  const hint = 'set user:password@ in REDIS_URL';
+  return target.kind === 'sentinel'
+    ? `${hint} (the data nodes' password; the sentinels' own goes in ?sentinelPassword=)`
+    : hint;
 }
 
 const field = (info: string, name: string) =>

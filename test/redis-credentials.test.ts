@@ -24,14 +24,16 @@ afterAll(async () => {
   await db?.drop();
 });
 
+const cliEnv = (redisUrl: string) => ({
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  QUEUE_PREFIX: '{credentials}',
+  LOG_LEVEL: 'warn',
+});
+
 /** Runs `verb` with REDIS_URL; the process must exit 2 with one line, returned. */
 async function refused(verb: string, redisUrl: string): Promise<string> {
-  const { code, output } = await runCli([verb], {
-    DATABASE_URL: db.url,
-    REDIS_URL: redisUrl,
-    QUEUE_PREFIX: '{credentials}',
-    LOG_LEVEL: 'warn',
-  });
+  const { code, output } = await runCli([verb], cliEnv(redisUrl));
   expect(code, output).toBe(2);
   const lines = output.trim().split('\n');
   expect(lines, output).toHaveLength(1);
@@ -45,12 +47,7 @@ async function refused(verb: string, redisUrl: string): Promise<string> {
  * "down", since no worker runs here; 2 would be a bad setting.)
  */
 async function answers(redisUrl: string) {
-  const { code, output } = await runCli(['status', '--json'], {
-    DATABASE_URL: db.url,
-    REDIS_URL: redisUrl,
-    QUEUE_PREFIX: '{credentials}',
-    LOG_LEVEL: 'warn',
-  });
+  const { code, output } = await runCli(['status', '--json'], cliEnv(redisUrl));
   expect(code, output).toBe(3);
   const report = JSON.parse(output.trim().split('\n').at(-1) ?? '');
   expect(report.unavailable).toEqual({});

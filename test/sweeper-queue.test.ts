@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type Config, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer } from '../src/queue/connection.ts';
+import { currentRunKey } from '../src/queue/current-run.ts';
 import { newRunId, runJobId } from '../src/queue/job-ids.ts';
 import {
   JobName,
@@ -19,7 +20,6 @@ import {
   closeSweepQueue,
   createSweepQueue,
   partitionJobOptions,
-  productKey,
   type SweepQueue,
 } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
@@ -626,7 +626,7 @@ describe('sweeps through the queue', () => {
     const h = await start(1, { SWEEP_PARTITIONS: '2' });
     await insertMany({ count: 50, ageMs: 2 * HOUR, tag: 'stale' });
     const runId = newRunId(Date.now(), 'c1a1c1a1');
-    await h.producer.set(productKey(h.sq, 'current-run'), runId);
+    await h.producer.set(currentRunKey(h.sq), runId);
     const tick = await requestSweep(h.sq);
     await expect.poll(() => h.sq.queue.getJobState(tick), { interval: 50 }).toBe('active');
     await sleep(500);
@@ -652,7 +652,7 @@ describe('sweeps through the queue', () => {
 
     // A claim whose claimer died before adding its flow is taken over once its grace is over.
     const dead = newRunId(Date.now() - 61_000, 'dead0000');
-    await h.producer.set(productKey(h.sq, 'current-run'), dead);
+    await h.producer.set(currentRunKey(h.sq), dead);
     const next = await tickResult(h.sq, await requestSweep(h.sq));
     expect(next.joined).toBeUndefined();
     expect(next.runId).not.toBe(dead);

@@ -16,7 +16,8 @@ const UNFINISHED = new Set(['waiting', 'waiting-children', 'active', 'delayed', 
 /** A claimed run whose flow is not in Redis yet is given this long before it counts as dead. */
 const CLAIM_GRACE_MS = 60_000;
 
-const currentRunKey = (sq: SweepQueue) => productKey(sq, 'current-run');
+/** The claim's key (exported for tests that stage a claim). */
+export const currentRunKey = (sq: SweepQueue) => productKey(sq, 'current-run');
 
 /** How often a joining tick looks again for a claimed run whose flow is not in Redis yet. */
 const JOIN_LOOK_EVERY_MS = 100;
