@@ -1,6 +1,6 @@
 # One image for every role; the command picks it:
 #   docker run IMAGE start | worker | dashboard | migrate | simulate ... | sweep --wait
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:26-bookworm-slim
 
 # ---- build: every dependency, TypeScript compiled to dist/ -------------------------------------
 FROM ${NODE_IMAGE} AS build

