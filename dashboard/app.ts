@@ -1,6 +1,5 @@
 import express, { type Express, Router } from 'express';
 import type { Config } from '../src/config.ts';
-import { readPause } from '../src/control/pause.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
@@ -127,6 +126,7 @@ export function createDashboardMetrics(deps: {
   logger: Logger;
 }): Metrics {
   return createMetrics({
+    role: 'dashboard',
     logger: deps.logger,
     overview: () =>
       readOverview(
@@ -134,6 +134,5 @@ export function createDashboardMetrics(deps: {
         { settings: deps.config, reader: 'this dashboard' },
         20,
       ),
-    paused: async () => (await readPause(deps.redis, deps.sq)) !== null,
   });
 }

@@ -1,7 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { connectionErrors } from './connection-errors.ts';
 import { type Logger, silentLogger } from './log.ts';
-import { HEALTH_STATES } from './read/health.ts';
+import { registerOverviewGauges } from './metrics-overview.ts';
 import type { Overview } from './read/overview.ts';
+import { VERSION } from './version.ts';
 
 /**
  * The Prometheus metrics of one process. Counters count what this process did (sum them over
@@ -12,10 +14,10 @@ export type Metrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics(
   options: {
+    /** What this process is, for audit_sweeper_info (the alert rules tell dashboards apart). */
+    role?: 'worker' | 'dashboard';
     overview?: () => Promise<Overview>;
     logger?: Logger;
-    /** Whether the fleet is paused, read from Redis at scrape time (the paused gauge). */
-    paused?: () => Promise<boolean>;
   } = {},
 ) {
   const registry = new Registry();
@@ -66,20 +68,25 @@ export function createMetrics(
     }),
   };
 
+  new Gauge({
+    name: 'audit_sweeper_info',
+    help: 'Always 1: what this process is (role: worker or dashboard, the latter also under start) and its version.',
+    labelNames: ['role', 'version'] as const,
+    registers,
+  }).set({ role: options.role ?? 'worker', version: VERSION }, 1);
+  new Counter({
+    name: 'audit_sweeper_connection_errors_total',
+    help: 'Connection errors this process saw, by store: Redis connection errors (each failed attempt while it is away), PostgreSQL connections that could not be opened or broke while idle.',
+    labelNames: ['store'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const [store, n] of Object.entries(connectionErrors())) this.inc({ store }, n);
+    },
+  });
   // Every reason from the start, so a dashboard shows 0 rather than no series.
   for (const reason of ['paused', 'replica_lag', 'load', 'pacing'])
     metrics.throttledSeconds.inc({ reason }, 0);
-  const { paused } = options;
-  if (paused)
-    new Gauge({
-      name: 'audit_sweeper_paused',
-      help: '1 while an operator has paused the sweeper (audit-sweeper pause), else 0.',
-      registers,
-      async collect() {
-        this.set((await paused()) ? 1 : 0);
-      },
-    });
-
   const read = options.overview;
   if (read) {
     const logger = options.logger ?? silentLogger;
@@ -99,44 +106,7 @@ export function createMetrics(
         });
       return pending;
     };
-    new Gauge({
-      name: 'audit_sweeper_backlog_rows',
-      help: "Incomplete audit log entries: stale (older than the workers' STALE_AFTER, waiting for the sweeper) and in_flight. NaN while PostgreSQL does not answer.",
-      labelNames: ['state'] as const,
-      registers,
-      async collect() {
-        const b = (await overview()).backlog;
-        this.set({ state: 'stale' }, b?.stale ?? Number.NaN);
-        this.set({ state: 'in_flight' }, b?.inFlight ?? Number.NaN);
-      },
-    });
-    new Gauge({
-      name: 'audit_sweeper_oldest_incomplete_age_seconds',
-      help: 'Age of the oldest incomplete audit log entry (0 when there is none).',
-      registers,
-      async collect() {
-        const b = (await overview()).backlog;
-        this.set(b ? b.oldestAgeMs / 1000 : Number.NaN);
-      },
-    });
-    new Gauge({
-      name: 'audit_sweeper_health',
-      help: 'The health summary: 1 for the current state (healthy, degraded, down), 0 for the others.',
-      labelNames: ['state'] as const,
-      registers,
-      async collect() {
-        const { state } = (await overview()).health;
-        for (const s of HEALTH_STATES) this.set({ state: s }, s === state ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'audit_sweeper_live_workers',
-      help: 'Worker processes with a live heartbeat. NaN while Redis does not answer.',
-      registers,
-      async collect() {
-        this.set((await overview()).workers?.length ?? Number.NaN);
-      },
-    });
+    registerOverviewGauges(registry, overview);
   }
   return metrics;
 }

@@ -1,4 +1,5 @@
 import { Cluster, type ClusterOptions, Redis, type RedisOptions, SentinelConnector } from 'ioredis';
+import { countConnectionError } from './connection-errors.ts';
 import type { Logger } from './log.ts';
 import { describeRedisTarget, type HostPort, type RedisTarget } from './redis-url.ts';
 
@@ -140,6 +141,7 @@ function watchRedis(
     probing = undefined;
   };
   const down = (err: Error) => {
+    countConnectionError('redis');
     if (downSince !== undefined) {
       logger.debug({ err: err.message }, 'Redis still unavailable');
       return;

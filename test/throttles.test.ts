@@ -164,6 +164,20 @@ describe('SWEEP_MAX_ACTIVE_BACKENDS', () => {
       expect(throttled.workers[0]).toMatchObject({ reason: 'load', value: 2, limit: 1 });
       const text = await runCli(['status'], e);
       expect(text.output).toMatch(/throttled: active backends 2 > limit 1/);
+      // The worker's /metrics says so too: what the ThrottledLong alert and Grafana read.
+      const listening = await worker.waitForOutput(/"msg":"probes and metrics listening"/);
+      const port = JSON.parse(listening).port;
+      const metric = async (name: string) => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+      };
+      expect(await metric('audit_sweeper_throttled_workers\\{reason="load"\\}')).toBe(1);
+      expect(await metric('audit_sweeper_throttled_workers\\{reason="replica_lag"\\}')).toBe(0);
+      const heldFor = await metric('audit_sweeper_throttled_for_seconds\\{reason="load"\\}');
+      expect(heldFor).toBeGreaterThan(0);
+      await expect
+        .poll(() => metric('audit_sweeper_throttled_for_seconds\\{reason="load"\\}'))
+        .toBeGreaterThan(heldFor + 1);
       expect(await staleLeft()).toBe(3_000);
     } finally {
       await pool.query(

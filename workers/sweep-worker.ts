@@ -1,7 +1,6 @@
-import type { Job } from 'bullmq';
+import { type Job, MetricsTime } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { ChunkGate } from '../src/control/gate.ts';
-import { readPause } from '../src/control/pause.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { fleetSettingsOf } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
@@ -117,7 +116,6 @@ export function createSweepWorker(
           { settings: config, reader: `worker ${me.host} pid ${me.pid}` },
           20,
         ),
-      paused: async () => (await readPause(redis, sq)) !== null,
     });
   const shutdown = new AbortController();
   const fleetSettings = fleetSettingsOf(config);
@@ -176,6 +174,9 @@ export function createSweepWorker(
         // jobs are not kept forever. trimFinishedJobs bounds those that ask to be kept.
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
+        // BullMQ's own per-minute counts of completed and failed jobs, which Bull Board charts:
+        // two weeks of minutes, about 20k data points (a few hundred KB) per queue and state.
+        metrics: { maxDataPoints: MetricsTime.ONE_WEEK * 2 },
       },
     );
     // Once per change of state, with a count: a database outage fails every job attempt.

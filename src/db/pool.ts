@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { countConnectionError } from '../connection-errors.ts';
 import type { Logger } from '../log.ts';
 
 export type Pool = pg.Pool;
@@ -21,7 +22,10 @@ export function createPool(
     // Set by the server for every statement of the session: it bounds lock waits too.
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
   });
-  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  pool.on('error', (err) => {
+    countConnectionError('postgres');
+    logger.warn({ err }, 'idle PostgreSQL connection failed');
+  });
   return pool;
 }
 
@@ -51,10 +55,12 @@ class NamedErrorsPool extends pg.Pool {
     const cs = this.options.connectionString;
     const cb = args[0];
     if (typeof cb === 'function')
-      return super.connect((err, client, done) =>
-        cb(err ? nameConnectionError(err, cs) : err, client, done),
-      );
+      return super.connect((err, client, done) => {
+        if (err) countConnectionError('postgres');
+        cb(err ? nameConnectionError(err, cs) : err, client, done);
+      });
     return super.connect().catch((err: unknown) => {
+      countConnectionError('postgres');
       throw nameConnectionError(err, cs);
     });
   }

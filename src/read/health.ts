@@ -9,8 +9,25 @@ import type { PauseState } from './pause.ts';
 import type { SchedulerInfo } from './schedulers.ts';
 
 export type HealthState = 'healthy' | 'degraded' | 'down';
+/**
+ * Every reason the health summary can give, by code: the metric audit_sweeper_health_reason has
+ * one series per code, so an alert can name the one it is about.
+ */
+export const HEALTH_REASON_CODES = [
+  'unreachable',
+  'redis_unreachable',
+  'postgres_unreachable',
+  'no_live_worker',
+  'paused',
+  'schedule_missing',
+  'schedule_overdue',
+  'partition_failing',
+  'backlog_behind',
+  'settings_drift',
+] as const;
+export type HealthReasonCode = (typeof HEALTH_REASON_CODES)[number];
 export type HealthReason = {
-  code: string;
+  code: HealthReasonCode;
   state: Exclude<HealthState, 'healthy'>;
   message: string;
 };
@@ -42,7 +59,7 @@ export const behindAfterMs = (s: Pick<FleetSettings, 'STALE_AFTER' | 'SWEEP_EVER
  */
 export function assessHealth(h: HealthInputs): Health {
   const reasons: HealthReason[] = [];
-  const add = (code: string, state: HealthReason['state'], message: string) =>
+  const add = (code: HealthReasonCode, state: HealthReason['state'], message: string) =>
     reasons.push({ code, state, message });
   const { redis, postgres } = h.unavailable;
   if (redis && postgres)

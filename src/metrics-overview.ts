@@ -1,0 +1,165 @@
+import { Gauge, type Registry } from 'prom-client';
+import { WAIT_REASONS } from './control/fleet-state.ts';
+import { HEALTH_REASON_CODES, HEALTH_STATES } from './read/health.ts';
+import type { Overview } from './read/overview.ts';
+
+/**
+ * The gauges read from the overview at scrape time: every process that serves /metrics reports
+ * the same fleet-wide values (the alert rules take their max over processes). A value whose
+ * store cannot be read is NaN: unknown, and no threshold fires on it.
+ */
+export function registerOverviewGauges(registry: Registry, overview: () => Promise<Overview>) {
+  const registers = [registry];
+  const gauge = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    collect: (this: Gauge<L>, o: Overview) => void,
+  ) =>
+    new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        collect.call(this, await overview());
+      },
+    });
+  const seconds = (iso: string | null | undefined) => (iso ? Date.parse(iso) / 1000 : Number.NaN);
+
+  gauge(
+    'audit_sweeper_backlog_rows',
+    "Incomplete audit log entries: stale (older than the workers' STALE_AFTER, waiting for the sweeper) and in_flight. NaN while PostgreSQL does not answer.",
+    ['state'],
+    function ({ backlog: b }) {
+      this.set({ state: 'stale' }, b?.stale ?? Number.NaN);
+      this.set({ state: 'in_flight' }, b?.inFlight ?? Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_oldest_incomplete_age_seconds',
+    'Age of the oldest incomplete audit log entry (0 when there is none).',
+    [],
+    function ({ backlog: b }) {
+      this.set(b ? b.oldestAgeMs / 1000 : Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_health',
+    'The health summary: 1 for the current state (healthy, degraded, down), 0 for the others.',
+    ['state'],
+    function ({ health }) {
+      for (const s of HEALTH_STATES) this.set({ state: s }, s === health.state ? 1 : 0);
+    },
+  );
+  gauge(
+    'audit_sweeper_health_reason',
+    'The reasons behind the health summary: 1 while the reason with this code holds, else 0.',
+    ['code'],
+    function ({ health }) {
+      for (const code of HEALTH_REASON_CODES)
+        this.set({ code }, health.reasons.some((r) => r.code === code) ? 1 : 0);
+    },
+  );
+  gauge(
+    'audit_sweeper_store_up',
+    "1 when this process's overview read could read the store (redis; postgres: DATABASE_READ_URL, else DATABASE_URL), else 0.",
+    ['store'],
+    function ({ unavailable }) {
+      this.set({ store: 'redis' }, unavailable.redis ? 0 : 1);
+      this.set({ store: 'postgres' }, unavailable.postgres ? 0 : 1);
+    },
+  );
+  gauge(
+    'audit_sweeper_live_workers',
+    'Worker processes with a live heartbeat. NaN while Redis does not answer.',
+    [],
+    function ({ workers }) {
+      this.set(workers?.length ?? Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_worker_heartbeat_timestamp_seconds',
+    'When each live worker process (host:pid) last wrote its heartbeat, in seconds since 1970.',
+    ['worker'],
+    function ({ workers }) {
+      // Departed workers' series go: a heartbeat that expired is no longer listed.
+      this.reset();
+      for (const w of workers ?? [])
+        this.set({ worker: `${w.host}:${w.pid}` }, seconds(w.lastHeartbeat));
+    },
+  );
+  gauge(
+    'audit_sweeper_worker_jobs_in_hand',
+    'Jobs each live worker process (host:pid) was working on at its last heartbeat.',
+    ['worker'],
+    function ({ workers }) {
+      this.reset();
+      for (const w of workers ?? []) this.set({ worker: `${w.host}:${w.pid}` }, w.jobsInHand);
+    },
+  );
+  gauge(
+    'audit_sweeper_failing_partitions',
+    'Partitions whose last sweep failed (each is also a partition_failing health reason).',
+    [],
+    function ({ failingPartitions }) {
+      this.set(failingPartitions.length);
+    },
+  );
+  gauge(
+    'audit_sweeper_paused',
+    '1 while an operator has paused the sweeper (audit-sweeper pause), else 0; NaN while Redis does not answer.',
+    [],
+    function ({ control }) {
+      this.set(control ? (control.pause ? 1 : 0) : Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_pause_since_timestamp_seconds',
+    'When the current pause (audit-sweeper pause) began, in seconds since 1970; NaN when not paused.',
+    [],
+    function ({ control }) {
+      this.set(seconds(control?.pause?.since));
+    },
+  );
+  gauge(
+    'audit_sweeper_pause_until_timestamp_seconds',
+    'When the current pause ends by itself (its --for), in seconds since 1970; +Inf for a pause until resume, NaN when not paused.',
+    [],
+    function ({ control }) {
+      const pause = control?.pause;
+      this.set(
+        pause ? (pause.until ? seconds(pause.until) : Number.POSITIVE_INFINITY) : Number.NaN,
+      );
+    },
+  );
+  gauge(
+    'audit_sweeper_throttled_workers',
+    'Worker processes whose chunks are held back right now, by reason: replica_lag, load, pacing (NaN while Redis does not answer).',
+    ['reason'],
+    function ({ control }) {
+      for (const reason of WAIT_REASONS.filter((r) => r !== 'paused'))
+        this.set(
+          { reason },
+          control ? control.workers.filter((w) => w.reason === reason).length : Number.NaN,
+        );
+    },
+  );
+  gauge(
+    'audit_sweeper_throttled_for_seconds',
+    'How long the longest-held worker has been held back without a break, by reason (0 when none is).',
+    ['reason'],
+    function ({ control }) {
+      const now = Date.now();
+      for (const reason of WAIT_REASONS.filter((r) => r !== 'paused')) {
+        const since = (control?.workers ?? [])
+          .filter((w) => w.reason === reason)
+          .map((w) => Date.parse(w.since));
+        this.set(
+          { reason },
+          control ? (since.length ? (now - Math.min(...since)) / 1000 : 0) : Number.NaN,
+        );
+      }
+    },
+  );
+}
