@@ -90,6 +90,10 @@ if ! have "$NODE_IMAGE"; then
   version=$(tar -xzOf "$ctx/node.tgz" package/package.json | sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p')
   cat >"$ctx/Dockerfile" <<EOF
 FROM $BASE
+# Node's release binaries (from 26 on) link libatomic, which a minbase system lacks.
+RUN apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libatomic1 >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node
 COPY node.tgz npm.tgz extra-ca.pem /tmp/
 RUN tar -xzf /tmp/node.tgz -C /usr/local --strip-components=1 --no-same-owner package/bin package/include package/share \\
