@@ -36,6 +36,17 @@ const LOCK_TTL_MS = SETTINGS.SWEEP_LOCK_TTL.parse(defaultOf('SWEEP_LOCK_TTL'));
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML is checked field by field below.
 type Doc = any;
 
+/** A probe's or Service's port, by name or number, as the container's port number. */
+const portNumber = (container: Doc, port: string | number) =>
+  typeof port === 'number'
+    ? port
+    : container.ports.find((p: Doc) => p.name === port)?.containerPort;
+
+/** Whether a label selector (matchLabels only, as these files use) selects these labels. */
+const selects = (selector: Doc, labels: Record<string, string>) =>
+  Object.keys(selector.matchLabels ?? {}).length > 0 &&
+  Object.entries(selector.matchLabels).every(([k, v]) => labels[k] === v);
+
 /** The environment a container ends up with must be one the program accepts. */
 function expectValidConfig(env: Record<string, string>, where: string): Config {
   for (const name of Object.keys(env)) {
@@ -151,10 +162,11 @@ describe('docker-compose.yml', () => {
   });
 });
 
-describe('deploy/kubernetes', () => {
-  const files = readdirSync(K8S).filter((f) => /\.ya?ml$/.test(f));
+/** The YAML files of a kustomization folder, every document of each, and a lookup by kind and name. */
+function manifests(dir: string) {
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
   const docs: Doc[] = files.flatMap((f) =>
-    parseAllDocuments(readFileSync(join(K8S, f), 'utf8')).map((d) => {
+    parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => {
       if (d.errors.length) throw new Error(`${f}: ${d.errors[0]?.message}`);
       return { ...d.toJS(), __file: f };
     }),
@@ -164,6 +176,11 @@ describe('deploy/kubernetes', () => {
     if (!doc) throw new Error(`no ${kind} ${name}`);
     return doc;
   };
+  return { files, docs, find };
+}
+
+describe('deploy/kubernetes', () => {
+  const { files, find } = manifests(K8S);
   const configMap = find('ConfigMap', 'audit-sweeper-config');
   const secret = find('Secret', 'audit-sweeper-credentials');
   const worker = find('Deployment', 'audit-sweeper-worker');
@@ -205,11 +222,6 @@ describe('deploy/kubernetes', () => {
     expect(podOf(w).containers).toHaveLength(1);
     return podOf(w).containers[0];
   };
-  /** A probe's or Service's port, by name or number, as the container's port number. */
-  const portNumber = (container: Doc, port: string | number) =>
-    typeof port === 'number'
-      ? port
-      : container.ports.find((p: Doc) => p.name === port)?.containerPort;
 
   it('kustomization.yaml lists every manifest, and each exists', () => {
     const k = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8'));
@@ -290,6 +302,95 @@ describe('deploy/kubernetes', () => {
     expect(['OnFailure', 'Never']).toContain(podOf(job).restartPolicy);
     expect(job.spec.backoffLimit).toBeGreaterThan(0);
   });
+
+  it('a PodDisruptionBudget keeps all workers but one through a drain', () => {
+    const pdb = find('PodDisruptionBudget', 'audit-sweeper-worker');
+    const labels = worker.spec.template.metadata.labels;
+    expect(selects(pdb.spec.selector, labels)).toBe(true);
+    expect(selects(pdb.spec.selector, dashboard.spec.template.metadata.labels)).toBe(false);
+    expect(pdb.spec.maxUnavailable).toBe(1);
+    expect(pdb.spec.maxUnavailable).toBeLessThan(worker.spec.replicas);
+  });
+
+  it("a NetworkPolicy admits the workers' unauthenticated port only from the monitoring namespace", () => {
+    const policy = find('NetworkPolicy', 'audit-sweeper-worker');
+    expect(selects(policy.spec.podSelector, worker.spec.template.metadata.labels)).toBe(true);
+    expect(selects(policy.spec.podSelector, dashboard.spec.template.metadata.labels)).toBe(false);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    expect(policy.spec.ingress).toHaveLength(1);
+    const [rule] = policy.spec.ingress;
+    expect(rule.from).toEqual([
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ]);
+    expect(rule.ports).toHaveLength(1);
+    expect(rule.ports[0].protocol).toBe('TCP');
+    expect(portNumber(only(worker), rule.ports[0].port)).toBe(WORKER_PORT);
+  });
+});
+
+describe('deploy/kubernetes/components/monitoring (for the Prometheus Operator)', () => {
+  const base = manifests(K8S);
+  const { files, docs, find } = manifests(join(K8S, 'components/monitoring'));
+  const podLabels = (name: string) =>
+    base.find('Deployment', name).spec.template.metadata.labels as Record<string, string>;
+  const workerPod = base.find('Deployment', 'audit-sweeper-worker').spec.template.spec;
+  const services = [
+    base.find('Service', 'audit-sweeper-dashboard'),
+    find('Service', 'audit-sweeper-worker-metrics'),
+  ];
+
+  it('is a kustomize Component listing each of its files, off by default', () => {
+    const k = parse(readFileSync(join(K8S, 'components/monitoring/kustomization.yaml'), 'utf8'));
+    expect(k.kind).toBe('Component');
+    expect([...k.resources].sort()).toEqual(files.filter((f) => f !== 'kustomization.yaml').sort());
+    const baseK = parse(readFileSync(join(K8S, 'kustomization.yaml'), 'utf8'));
+    expect(baseK.components).toBeUndefined();
+  });
+
+  it("a headless Service reaches every worker's metrics port", () => {
+    const svc = find('Service', 'audit-sweeper-worker-metrics');
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.selector).toEqual(podLabels('audit-sweeper-worker'));
+    const [port] = svc.spec.ports;
+    const container = workerPod.containers[0];
+    expect(portNumber(container, port.targetPort)).toBe(WORKER_PORT);
+  });
+
+  it('ServiceMonitors scrape the workers and the dashboard, the dashboard with its credentials', () => {
+    const monitors = docs.filter((d) => d.kind === 'ServiceMonitor');
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual([
+      'audit-sweeper-dashboard',
+      'audit-sweeper-worker',
+    ]);
+    for (const m of monitors) {
+      const selected = services.filter((svc) => selects(m.spec.selector, svc.metadata.labels));
+      expect(selected, m.metadata.name).toHaveLength(1);
+      const svc = selected[0];
+      // The job label is the Service's name: the alert rules' up{job=~"audit-sweeper.*"}.
+      expect(svc.metadata.name).toMatch(/^audit-sweeper/);
+      for (const e of m.spec.endpoints) {
+        expect(
+          svc.spec.ports.map((p: Doc) => p.name),
+          m.metadata.name,
+        ).toContain(e.port);
+        expect(e.path).toBe('/metrics');
+      }
+    }
+    const auth = find('ServiceMonitor', 'audit-sweeper-dashboard').spec.endpoints[0].basicAuth;
+    const credentials = base.find('Secret', 'audit-sweeper-credentials');
+    expect(auth.password).toEqual({ name: credentials.metadata.name, key: 'DASHBOARD_PASSWORD' });
+    const user = find('Secret', auth.username.name).stringData[auth.username.key];
+    expect(user).toBe(base.find('ConfigMap', 'audit-sweeper-config').data.DASHBOARD_USER);
+    expect(
+      find('ServiceMonitor', 'audit-sweeper-worker').spec.endpoints[0].basicAuth,
+    ).toBeUndefined();
+  });
+
+  it('carries the alert rules as a PrometheusRule', () => {
+    const rule = find('PrometheusRule', 'audit-sweeper');
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.spec.groups.length).toBeGreaterThan(0);
+  });
 });
 
 describe('Dockerfile', () => {
@@ -314,6 +415,16 @@ describe('Dockerfile', () => {
     expect(args('RUN', build).join('\n')).toContain('npm run build');
     expect(args('RUN').join('\n')).toMatch(/npm ci --omit=dev --ignore-scripts/);
     expect(args('COPY').join('\n')).toMatch(/--from=build \/app\/dist/);
+  });
+
+  it('runs a long-term-support Node line, while engines still allow Node 20 for development', () => {
+    const image = args('ARG', instructions).find((a) => a.startsWith('NODE_IMAGE='));
+    const major = Number(/^NODE_IMAGE=node:(\d+)-/.exec(image ?? '')?.[1]);
+    // Even majors become LTS (Node 20's support ended 2026-04-30); 24 is the oldest still in it.
+    expect(major % 2, String(image)).toBe(0);
+    expect(major).toBeGreaterThanOrEqual(24);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(pkg.engines.node).toMatch(/^>=20\.\d+$/);
   });
 
   it('runs as a non-root user', () => {
