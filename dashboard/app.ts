@@ -15,6 +15,7 @@ import { basicAuth, type Credentials } from './auth.ts';
 import { bullBoardRouter } from './bull-board.ts';
 import { sameOriginOnly } from './csrf.ts';
 import { errorHandler, notFound } from './errors.ts';
+import { openApiRouter } from './openapi.ts';
 import { overviewRouter } from './overview-routes.ts';
 import { partitionRetryRouter } from './partition-retry-api.ts';
 import { pauseRouter } from './pause-api.ts';
@@ -77,6 +78,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   );
   router.use(pauseRouter({ sq, redis, logger, user: deps.config.DASHBOARD_USER }));
   router.use(auditLogRouter({ store, safetyMarginMs: deps.config.LIST_SAFETY_MARGIN, logger }));
+  router.use(openApiRouter(base));
   router.use(notFound);
 
   const errors = errorHandler(logger);

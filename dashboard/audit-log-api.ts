@@ -6,10 +6,11 @@ import { InvalidInputError } from '../src/store/errors.ts';
 import type { AuditLogStore } from '../src/store/store.ts';
 import type { Entry, ListQuery } from '../src/store/types.ts';
 import { RETRY_AFTER_SECONDS } from './admission.ts';
+import type { WireEntry } from './audit-log-wire.ts';
 import { sendError } from './errors.ts';
 
 /** The API's parameter for each field the store names in its InvalidInputError. */
-const PARAMETER_OF_FIELD: Record<string, string> = {
+export const PARAMETER_OF_FIELD: Record<string, string> = {
   startTime: 'start_time',
   endTime: 'end_time',
   order: 'sort',
@@ -101,9 +102,12 @@ function toListQuery(query: Request['query']): ListQuery {
   };
 }
 
-/** An entry as the API shows it: the same fields in snake_case, like the query parameters. */
-function toWire(entry: Entry): unknown {
-  return snakeCase(entry);
+/**
+ * An entry as the API shows it: the same fields in snake_case, like the query parameters
+ * (the shape its OpenAPI document gives, checked against real answers by the tests).
+ */
+function toWire(entry: Entry): WireEntry {
+  return snakeCase(entry) as WireEntry;
 }
 
 /** camelCase -> snake_case per key name, computed once: this runs for every field of a page. */

@@ -100,7 +100,8 @@ const completion = z.discriminatedUnion(
   { error: 'kind must be success or error (a timeout is only ever written by the sweeper)' },
 );
 
-const listQuery = z
+/** The list query as the store validates it; the API's OpenAPI document is generated from it. */
+export const listQuerySchema = z
   .object({
     startTime: timestamp,
     endTime: timestamp.nullish(),
@@ -132,4 +133,4 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, root: string): T {
 export const parseNewEntry = (value: NewEntry) => parse(newEntry, value, '');
 export const parseCompletion = (value: Completion) => parse(completion, value, 'result');
 export const parseId = (value: string, field = 'id') => parse(uuid, value, field);
-export const parseListQuery = (value: ListQuery) => parse(listQuery, value, '');
+export const parseListQuery = (value: ListQuery) => parse(listQuerySchema, value, '');
