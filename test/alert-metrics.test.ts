@@ -2,13 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pause, resume } from '../src/control/pause.ts';
 import { HEALTH_REASON_CODES } from '../src/read/health.ts';
 import { VERSION } from '../src/version.ts';
-import type { SweepWorker } from '../workers/sweep-worker.ts';
-import {
-  AUTH,
-  type Dashboard,
-  startDashboard,
-  waitForFirstScheduledRun,
-} from './support/dashboard-harness.ts';
+import { AUTH, startDashboardWithWorker } from './support/dashboard-harness.ts';
 import { processFleet } from './support/harness.ts';
 import { freePort } from './support/private-servers.ts';
 
@@ -19,17 +13,10 @@ import { freePort } from './support/private-servers.ts';
  * BullMQ's own job counts for Bull Board's charts.
  */
 
-let d: Dashboard;
-let worker: SweepWorker;
+let d: Awaited<ReturnType<typeof startDashboardWithWorker>>;
 const fleet = processFleet();
 beforeAll(async () => {
-  d = await startDashboard('alert_metrics', {
-    STALE_AFTER: '1h',
-    SWEEP_EVERY: '1h',
-    SWEEP_PARTITIONS: '8',
-  });
-  worker = await d.startWorker();
-  await waitForFirstScheduledRun(d);
+  d = await startDashboardWithWorker('alert_metrics');
 });
 afterAll(async () => {
   await d?.close();
@@ -51,7 +38,7 @@ describe('metrics for alerts and dashboards', () => {
   it('each process says what it is, and every live worker has a heartbeat series', async () => {
     const text = await dashboardMetrics();
     expect(value(text, `audit_sweeper_info{role="dashboard",version="${VERSION}"}`)).toBe(1);
-    const own = await worker.metrics.registry.metrics();
+    const own = await d.worker.metrics.registry.metrics();
     expect(value(own, `audit_sweeper_info{role="worker",version="${VERSION}"}`)).toBe(1);
 
     // One series per live worker process (host:pid), valued at its last heartbeat.

@@ -129,6 +129,11 @@ describe('the Prometheus rules', () => {
     }
   });
 
+  it('the README names every alert', () => {
+    const readme = read('README.md');
+    for (const a of alerts) expect(readme, a.alert).toContain(`\`${a.alert}\``);
+  });
+
   it('every metric the rules read is one the product serves', () => {
     const used = rules.flatMap((r) => metricsIn(r.expr));
     expect(used.length).toBeGreaterThan(10);

@@ -122,16 +122,16 @@ export async function waitForFirstScheduledRun(d: Dashboard): Promise<void> {
 export async function startDashboardWithWorker(
   label: string,
   env: Record<string, string> = {},
-): Promise<Dashboard> {
+): Promise<Dashboard & { worker: SweepWorker }> {
   const d = await startDashboard(label, {
     STALE_AFTER: '1h',
     SWEEP_EVERY: '1h',
     SWEEP_PARTITIONS: '8',
     ...env,
   });
-  await d.startWorker();
+  const worker = await d.startWorker();
   await waitForFirstScheduledRun(d);
-  return d;
+  return { ...d, worker };
 }
 
 export const newEntry = (i: number): NewEntry => ({

@@ -1,4 +1,4 @@
-import { type Dashboard, startDashboard, waitForFirstScheduledRun } from './dashboard-harness.ts';
+import { type Dashboard, startDashboardWithWorker } from './dashboard-harness.ts';
 
 /**
  * The metric names a real dashboard and a real worker serve, for checking that a query (an alert
@@ -10,12 +10,10 @@ export async function scrapeExportedMetrics(label: string): Promise<{
   names: Set<string>;
   dashboard: Dashboard;
 }> {
-  const dashboard = await startDashboard(label, { STALE_AFTER: '1h', SWEEP_EVERY: '1h' });
-  const worker = await dashboard.startWorker();
-  await waitForFirstScheduledRun(dashboard);
+  const dashboard = await startDashboardWithWorker(label);
   const texts = [
     await (await dashboard.get('/metrics')).text(),
-    await worker.metrics.registry.metrics(),
+    await dashboard.worker.metrics.registry.metrics(),
   ];
   const names = new Set<string>();
   for (const text of texts)
