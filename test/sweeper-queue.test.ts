@@ -6,13 +6,7 @@ import { silentLogger } from '../src/log.ts';
 import { connectProducer } from '../src/queue/connection.ts';
 import { currentRunKey } from '../src/queue/current-run.ts';
 import { newRunId, runJobId } from '../src/queue/job-ids.ts';
-import {
-  JobName,
-  type PartitionData,
-  SchedulerId,
-  type StartedTick,
-  type SweepStatus,
-} from '../src/queue/jobs.ts';
+import { JobName, type PartitionData, SchedulerId, type StartedTick } from '../src/queue/jobs.ts';
 import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
 import { addRunFlow } from '../src/queue/run-flow.ts';
 import { recentRuns } from '../src/queue/run-history.ts';
@@ -24,6 +18,7 @@ import {
 } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
+import type { SweepStatus } from '../src/sweep/status.ts';
 import { type SweepWorker, startSweepWorker } from '../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { sweeperEnv } from './support/harness.ts';

@@ -1,5 +1,5 @@
 import { humanDuration } from '../duration.ts';
-import type { WaitedMs } from '../queue/jobs.ts';
+import type { WaitedMs } from '../sweep/status.ts';
 import { describeWorker, type FleetControl } from './fleet-state.ts';
 
 /** The fleet's state in one line and, when held back, one line per worker: for `status` and logs. */

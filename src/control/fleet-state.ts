@@ -1,6 +1,6 @@
-import type { WaitReason } from '../queue/jobs.ts';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
+import type { WaitReason } from '../sweep/status.ts';
 import type { PauseState } from './pause.ts';
 
 export type { WaitReason };

@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.ts';
-import type { RetentionStatus, RunSummary } from '../queue/jobs.ts';
+import type { RunSummary } from '../queue/jobs.ts';
 import * as sql from '../sql/run-history.ts';
+import type { RetentionStatus } from '../sweep/status.ts';
 
 /**
  * Finished runs in PostgreSQL (table audit_sweeper_runs): the history the overview, its chart and

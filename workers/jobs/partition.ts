@@ -1,9 +1,10 @@
 import type { Job } from 'bullmq';
 import type { PauseState } from '../../src/control/pause.ts';
-import type { PartitionData, SweepStatus, WaitedMs } from '../../src/queue/jobs.ts';
+import type { PartitionData } from '../../src/queue/jobs.ts';
 import { PartitionLock } from '../../src/queue/partition-lock.ts';
 import { continuePartition } from '../../src/queue/run-flow.ts';
 import { productKey } from '../../src/queue/sweep-queue.ts';
+import type { SweepStatus, WaitedMs } from '../../src/sweep/status.ts';
 import { sweepPartition } from '../../src/sweep/sweep-partition.ts';
 import type { JobContext } from '../job-context.ts';
 

@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
 import { readPause } from '../../src/control/pause.ts';
-import type { RetentionStatus } from '../../src/queue/jobs.ts';
 import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
+import type { RetentionStatus } from '../../src/sweep/status.ts';
 import type { JobContext } from '../job-context.ts';
 
 /** The hourly retention job: deletes completed rows older than RETENTION; failures retry. */

@@ -1,9 +1,10 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import { runJobId } from '../../src/queue/job-ids.ts';
-import type { RunData, RunSummary, WaitedMs, WaitReason } from '../../src/queue/jobs.ts';
+import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
 import { recordFinishedRun } from '../../src/queue/run-history.ts';
 import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
 import { recordRunInDatabase } from '../../src/read/run-history.ts';
+import type { WaitedMs, WaitReason } from '../../src/sweep/status.ts';
 import type { JobContext } from '../job-context.ts';
 
 /**
