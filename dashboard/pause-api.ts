@@ -1,7 +1,7 @@
 import express, { type Request, type Response, Router } from 'express';
-import { pause, resume } from '../src/control/pause.ts';
 import { parseDuration } from '../src/duration.ts';
 import type { Logger } from '../src/log.ts';
+import { pause, resume } from '../src/pause.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { sendError } from './errors.ts';

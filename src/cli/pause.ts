@@ -1,8 +1,8 @@
 import { hostname, userInfo } from 'node:os';
 import type { Config } from '../config.ts';
-import { pause } from '../control/pause.ts';
 import { parseDuration } from '../duration.ts';
 import { createLogger } from '../log.ts';
+import { pause } from '../pause.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { type OptionValues, UsageError } from './options.ts';

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
-import { resume } from '../control/pause.ts';
 import { createLogger } from '../log.ts';
+import { resume } from '../pause.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 

@@ -1,7 +1,7 @@
+import type { PauseState } from '../pause.ts';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import type { WaitReason } from '../sweep/status.ts';
-import type { PauseState } from './pause.ts';
 
 export type { WaitReason };
 export const WAIT_REASONS: readonly WaitReason[] = ['paused', 'replica_lag', 'load', 'pacing'];

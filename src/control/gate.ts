@@ -4,13 +4,13 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { type PauseState, readPause } from '../pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import type { WaitedMs } from '../sweep/status.ts';
 import { reportWorkerState, type WaitReason, type WorkerControlState } from './fleet-state.ts';
 import { LoadMonitor } from './load.ts';
 import { RowPacer } from './pacing.ts';
-import { type PauseState, readPause } from './pause.ts';
 import { ReplicaLagMonitor } from './replica-lag.ts';
 
 /** Replica lag and load are read at most this often per process. */

@@ -1,5 +1,5 @@
 import { type FleetControl, fleetState, readWorkerStates } from '../control/fleet-state.ts';
-import { readPause } from '../control/pause.ts';
+import { readPause } from '../pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 

@@ -1,4 +1,4 @@
-import { readPause as readProductPause } from '../control/pause.ts';
+import { readPause as readProductPause } from '../pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { PauseState } from '../../src/control/pause.ts';
+import type { PauseState } from '../../src/pause.ts';
 import type { PartitionData } from '../../src/queue/jobs.ts';
 import { PartitionLock } from '../../src/queue/partition-lock.ts';
 import { continuePartition } from '../../src/queue/run-flow.ts';

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { readPause } from '../../src/control/pause.ts';
+import { readPause } from '../../src/pause.ts';
 import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
 import type { RetentionStatus } from '../../src/sweep/status.ts';

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { readPause } from '../../src/control/pause.ts';
+import { readPause } from '../../src/pause.ts';
 import { abandonRun, claimOrJoinRun } from '../../src/queue/current-run.ts';
 import type { TickData, TickResult } from '../../src/queue/jobs.ts';
 import { addRunFlow } from '../../src/queue/run-flow.ts';

@@ -1,6 +1,6 @@
-import { JobName } from '../queue/jobs.ts';
-import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
-import type { RedisClient } from '../redis-client.ts';
+import { JobName } from './queue/jobs.ts';
+import { productKey, type SweepQueue } from './queue/sweep-queue.ts';
+import type { RedisClient } from './redis-client.ts';
 
 /**
  * The fleet's pause switch: one key beside the queue's, so it survives the restart of every
