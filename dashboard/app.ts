@@ -4,7 +4,7 @@ import { createPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
-import { readPause } from '../src/pause.ts';
+import { readProductPause } from '../src/pause.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import type { OverviewSettings } from '../src/read/overview.ts';
 import { readOverview } from '../src/read/overview.ts';
@@ -134,6 +134,6 @@ export function createDashboardMetrics(deps: {
         { settings: deps.config, reader: 'this dashboard' },
         20,
       ),
-    paused: async () => (await readPause(deps.redis, deps.sq)) !== null,
+    paused: async () => (await readProductPause(deps.sq, deps.redis)) !== null,
   });
 }

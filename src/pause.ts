@@ -3,11 +3,14 @@ import { productKey, type SweepQueue } from './queue/sweep-queue.ts';
 import type { RedisClient } from './redis-client.ts';
 
 /**
- * The fleet's pause switch: one key beside the queue's, so it survives the restart of every
- * process and reaches every worker at its next chunk. A pause for a while is the same key with
- * a TTL: Redis ends it by itself, even if nobody is around to resume.
+ * The pause: the product's own switch (`audit-sweeper pause`/`resume`, the dashboard's buttons),
+ * and the one read of whether anything holds the sweeps, that switch or BullMQ's own queue pause.
+ *
+ * The switch is one key beside the queue's, so it survives the restart of every process and
+ * reaches every worker at its next chunk. A pause for a while is the same key with a TTL: Redis
+ * ends it by itself, even if nobody is around to resume.
  */
-export type PauseState = {
+export type ProductPause = {
   /** Who paused: `user@host` for the CLI, `dashboard user NAME` for the dashboard. */
   by: string;
   reason: string | null;
@@ -16,15 +19,22 @@ export type PauseState = {
   until: string | null;
 };
 
+/** What holds the sweeps, as operators read it: the product's pause and BullMQ's queue pause. */
+export type QueueHolds = {
+  paused: boolean;
+  /** Why nothing is taken from the queue, one sentence each, with how to end it. */
+  reasons: string[];
+};
+
 const pauseKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'pause');
 
 export async function pause(
-  redis: RedisClient,
   sq: Pick<SweepQueue, 'prefix'>,
+  redis: RedisClient,
   p: { by: string; reason?: string | null; forMs?: number | null },
-): Promise<PauseState> {
+): Promise<ProductPause> {
   const now = Date.now();
-  const state: PauseState = {
+  const state: ProductPause = {
     by: p.by,
     reason: p.reason || null,
     since: new Date(now).toISOString(),
@@ -37,9 +47,9 @@ export async function pause(
 
 /**
  * Ends the pause and wakes the partition jobs it parked (delayed jobs that carry `parkedAt`),
- * so the runs go on at once; the state it ended, or null when the sweeper was not paused.
+ * so the runs go on at once; the pause it ended, or null when the sweeper was not paused.
  */
-export async function resume(redis: RedisClient, sq: SweepQueue): Promise<PauseState | null> {
+export async function resume(sq: SweepQueue, redis: RedisClient): Promise<ProductPause | null> {
   const raw = await redis.getdel(pauseKey(sq));
   for (let start = 0; ; start += 500) {
     const delayed = await sq.partitions.getDelayed(start, start + 499);
@@ -51,19 +61,45 @@ export async function resume(redis: RedisClient, sq: SweepQueue): Promise<PauseS
   return raw ? parsePause(raw) : null;
 }
 
-export async function readPause(
-  redis: RedisClient,
+/** The product's pause, or null: what the workers obey before each chunk and each tick. */
+export async function readProductPause(
   sq: Pick<SweepQueue, 'prefix'>,
-): Promise<PauseState | null> {
+  redis: RedisClient,
+): Promise<ProductPause | null> {
   const raw = await redis.get(pauseKey(sq));
   return raw ? parsePause(raw) : null;
 }
 
-function parsePause(raw: string): PauseState {
+function parsePause(raw: string): ProductPause {
   try {
-    return JSON.parse(raw) as PauseState;
+    return JSON.parse(raw) as ProductPause;
   } catch {
     // Set by hand with redis-cli: still a pause.
     return { by: 'unknown', reason: raw, since: new Date().toISOString(), until: null };
   }
+}
+
+/**
+ * Whether sweeps are held: by the product's pause, or by BullMQ's own (Bull Board's "Pause",
+ * queue.pause()), under which a queue takes no tick and no partition job. The health summary,
+ * the page and `status` show `reasons` as they are.
+ */
+export async function readQueueHolds(sq: SweepQueue, redis: RedisClient): Promise<QueueHolds> {
+  const [product, runs, partitions] = await Promise.all([
+    readProductPause(sq, redis),
+    sq.queue.isPaused(),
+    sq.partitions.isPaused(),
+  ]);
+  const reasons = [
+    ...(product
+      ? [
+          `paused by ${product.by}${product.reason ? ` (${product.reason})` : ''} since ${product.since}${product.until ? `, until ${product.until}` : ''}: \`audit-sweeper resume\` or the dashboard's Resume starts it again`,
+        ]
+      : []),
+    ...[
+      ...(runs ? [`the BullMQ queue ${sq.queue.name} (ticks and runs) is paused`] : []),
+      ...(partitions ? [`the BullMQ queue ${sq.partitions.name} (partition jobs) is paused`] : []),
+    ].map((r) => `${r}: Bull Board's "Resume" (or queue.resume()) starts it again`),
+  ];
+  return { paused: reasons.length > 0, reasons };
 }

@@ -6,7 +6,7 @@ import { fleetSettingsOf } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
 import { RepeatedErrors } from '../src/log-repeats.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
-import { readPause } from '../src/pause.ts';
+import { readProductPause } from '../src/pause.ts';
 import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
 import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/queue/fleet.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
@@ -117,7 +117,7 @@ export function createSweepWorker(
           { settings: config, reader: `worker ${me.host} pid ${me.pid}` },
           20,
         ),
-      paused: async () => (await readPause(redis, sq)) !== null,
+      paused: async () => (await readProductPause(sq, redis)) !== null,
     });
   const shutdown = new AbortController();
   const fleetSettings = fleetSettingsOf(config);

@@ -24,7 +24,7 @@ export async function run(config: Config, options: OptionValues): Promise<number
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   try {
     const by = `${safeUser()}@${hostname()}`;
-    const state = await pause(redis, sq, { by, reason, forMs });
+    const state = await pause(sq, redis, { by, reason, forMs });
     console.log(
       `sweeper paused by ${state.by}${state.reason ? ` (${state.reason})` : ''}, ${state.until ? `until ${state.until}` : 'until audit-sweeper resume'}; sweeps under way stop before their next chunk`,
     );

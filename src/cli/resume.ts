@@ -10,7 +10,7 @@ export async function run(config: Config): Promise<number> {
   const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   try {
-    const ended = await resume(redis, sq);
+    const ended = await resume(sq, redis);
     console.log(
       ended
         ? `sweeper resumed (it was paused by ${ended.by} since ${ended.since}${ended.reason ? `: ${ended.reason}` : ''})`

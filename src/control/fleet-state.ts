@@ -1,4 +1,4 @@
-import type { PauseState } from '../pause.ts';
+import type { ProductPause } from '../pause.ts';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import type { WaitReason } from '../sweep/status.ts';
@@ -26,7 +26,7 @@ export type WorkerControlState = {
 export type FleetControl = {
   /** Paused wins; then throttled, if any worker is; then paced; else running. */
   state: WorkerControlState['state'];
-  pause: PauseState | null;
+  pause: ProductPause | null;
   /** Workers that reported in the last few seconds and were held back. */
   workers: WorkerControlState[];
   /** Seconds every worker together has waited, by reason, since the prefix was created. */
@@ -79,7 +79,7 @@ export async function readWorkerStates(
 const RANK = { paused: 3, throttled: 2, paced: 1, running: 0 } as const;
 
 export function fleetState(
-  pause: PauseState | null,
+  pause: ProductPause | null,
   workers: WorkerControlState[],
   waitedSeconds: FleetControl['waitedSeconds'],
 ): FleetControl {

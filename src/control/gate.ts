@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { type PauseState, readPause } from '../pause.ts';
+import { type ProductPause, readProductPause } from '../pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import type { WaitedMs } from '../sweep/status.ts';
@@ -76,10 +76,10 @@ export class ChunkGate {
     want: number,
     signal: AbortSignal,
     waited: Waited,
-  ): Promise<number | PauseState | null> {
+  ): Promise<number | ProductPause | null> {
     const s = this.deps.settings;
     while (!signal.aborted) {
-      const pause = await readPause(this.deps.redis, this.deps.sq);
+      const pause = await readProductPause(this.deps.sq, this.deps.redis);
       if (pause) {
         this.note('paused', null, null, pause.by);
         return pause;

@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import type { FleetControl } from '../control/fleet-state.ts';
 import type { Pool } from '../db/pool.ts';
 import type { FleetSettings } from '../fleet-settings.ts';
+import { type QueueHolds, readQueueHolds } from '../pause.ts';
 import { currentRun } from '../queue/current-run.ts';
 import { readHeartbeats, readLastWorkerSettings, type WorkerHeartbeat } from '../queue/fleet.ts';
 import type { RunSummary } from '../queue/jobs.ts';
@@ -24,7 +25,6 @@ import {
   settingsDrift,
 } from './fleet.ts';
 import { assessHealth, type Health } from './health.ts';
-import { type PauseState, readPause } from './pause.ts';
 import { type RetentionRun, readLastRetention, readRecentRuns } from './run-history.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
 
@@ -47,7 +47,7 @@ export type Overview = {
   workers: WorkerHeartbeat[] | null;
   /** Worker connections BullMQ itself sees (CLIENT LIST); null if Redis does not allow it. */
   bullmqWorkers: number | null;
-  pause: PauseState | null;
+  pause: QueueHolds | null;
   backlog: Backlog | null;
   partitions: PartitionBacklog[] | null;
   schedulers: SchedulerInfo[] | null;
@@ -105,7 +105,7 @@ export async function readOverview(
             await Promise.all([
               readHeartbeats(sq, redis),
               readLastWorkerSettings(sq, redis),
-              readPause(sq, redis),
+              readQueueHolds(sq, redis),
               readSchedulers(sq),
               currentRun(sq, redis),
               redisRecentRuns(sq, redis, runs),

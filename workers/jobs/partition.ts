@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { PauseState } from '../../src/pause.ts';
+import type { ProductPause } from '../../src/pause.ts';
 import type { PartitionData } from '../../src/queue/jobs.ts';
 import { PartitionLock } from '../../src/queue/partition-lock.ts';
 import { continuePartition } from '../../src/queue/run-flow.ts';
@@ -23,7 +23,7 @@ class LockLostError extends Error {
 const PARK_RECHECK_MS = 60_000;
 
 /** Until the pause ends by itself, or a minute for a pause that lasts until `resume`. */
-const parkDelay = (p: PauseState) =>
+const parkDelay = (p: ProductPause) =>
   Math.min(
     PARK_RECHECK_MS,
     p.until ? Math.max(0, Date.parse(p.until) - Date.now()) + 100 : PARK_RECHECK_MS,
@@ -98,7 +98,7 @@ export async function processPartition(
   };
   // An operator's pause parks the job: it stops before its next chunk and continues later.
   const park = new AbortController();
-  let parkedBy: PauseState | undefined;
+  let parkedBy: ProductPause | undefined;
   const signal = AbortSignal.any([ctx.shutdown, lockLost.signal, park.signal]);
   const waitedMs: WaitedMs = {};
   const { parkedAt } = job.data;

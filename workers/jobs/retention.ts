@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { readPause } from '../../src/pause.ts';
+import { readProductPause } from '../../src/pause.ts';
 import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
 import type { RetentionStatus } from '../../src/sweep/status.ts';
@@ -11,7 +11,7 @@ export async function processRetention(
   ctx: JobContext,
 ): Promise<RetentionStatus | { skipped: 'RETENTION=off' | 'paused' }> {
   if (ctx.settings.RETENTION === null) return { skipped: 'RETENTION=off' };
-  const paused = () => readPause(ctx.redis, ctx.sq).then((p) => p !== null);
+  const paused = () => readProductPause(ctx.sq, ctx.redis).then((p) => p !== null);
   // A pause stops retention too: not now, and not after the chunk under way (next hour again).
   if (await paused()) return { skipped: 'paused' };
   const startedAt = new Date().toISOString();
