@@ -2,13 +2,13 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
+import { reportWorkerState, type WorkerControlState } from '../fleet/control-state.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { type ProductPause, readProductPause } from '../pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
-import type { WaitedMs } from '../sweep/status.ts';
-import { reportWorkerState, type WaitReason, type WorkerControlState } from './fleet-state.ts';
+import type { WaitedMs, WaitReason } from '../sweep/status.ts';
 import { LoadMonitor } from './load.ts';
 import { RowPacer } from './pacing.ts';
 import { ReplicaLagMonitor } from './replica-lag.ts';
@@ -198,7 +198,7 @@ export class ChunkGate {
     this.reportedAt = Date.now();
     const waited = this.unreported;
     this.unreported = {};
-    reportWorkerState(this.deps.redis, this.deps.sq, next, waited).catch((err) =>
+    reportWorkerState(this.deps.sq, this.deps.redis, next, waited).catch((err) =>
       this.deps.logger.debug({ err }, 'could not report the throttle state'),
     );
   }

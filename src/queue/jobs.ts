@@ -6,7 +6,7 @@
  */
 
 import { z } from 'zod';
-import type { FleetSettings } from '../fleet-settings.ts';
+import type { FleetSettings } from '../fleet/settings.ts';
 import type { WaitedMs } from '../sweep/status.ts';
 
 /** Ticks, runs and retention: the few jobs an operator looks for, kept apart from the many below. */

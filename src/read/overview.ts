@@ -1,10 +1,21 @@
 import type { Config } from '../config.ts';
-import type { FleetControl } from '../control/fleet-state.ts';
 import type { Pool } from '../db/pool.ts';
-import type { FleetSettings } from '../fleet-settings.ts';
+import { type FleetControl, readFleetControl } from '../fleet/control-state.ts';
+import {
+  type Drift,
+  effectiveSettings,
+  type OwnSettings,
+  type SettingsSource,
+  settingsDrift,
+} from '../fleet/drift.ts';
+import {
+  readHeartbeats,
+  readLastWorkerSettings,
+  type WorkerHeartbeat,
+} from '../fleet/heartbeat.ts';
+import type { FleetSettings } from '../fleet/settings.ts';
 import { type QueueHolds, readQueueHolds } from '../pause.ts';
 import { currentRun } from '../queue/current-run.ts';
-import { readHeartbeats, readLastWorkerSettings, type WorkerHeartbeat } from '../queue/fleet.ts';
 import type { RunSummary } from '../queue/jobs.ts';
 import { recentRuns as redisRecentRuns } from '../queue/run-history.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
@@ -15,15 +26,7 @@ import {
   readBacklog,
   readPartitionBacklog,
 } from './backlog.ts';
-import { readFleetControl } from './control.ts';
 import { type FailingPartition, failingPartitions } from './failures.ts';
-import {
-  type Drift,
-  effectiveSettings,
-  type OwnSettings,
-  type SettingsSource,
-  settingsDrift,
-} from './fleet.ts';
 import { assessHealth, type Health } from './health.ts';
 import { type RetentionRun, readLastRetention, readRecentRuns } from './run-history.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
