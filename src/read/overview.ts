@@ -17,9 +17,10 @@ import type { FleetSettings } from '../fleet/settings.ts';
 import { type QueueHolds, readQueueHolds } from '../pause.ts';
 import { currentRun } from '../queue/current-run.ts';
 import type { RunSummary } from '../queue/jobs.ts';
-import { recentRuns as redisRecentRuns } from '../queue/run-history.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
+import { type RetentionRun, readLastRetention, readRecentRuns } from '../run-history/database.ts';
+import { readRecentRunsFromRedis } from '../run-history/redis.ts';
 import {
   type Backlog,
   type PartitionBacklog,
@@ -28,7 +29,6 @@ import {
 } from './backlog.ts';
 import { type FailingPartition, failingPartitions } from './failures.ts';
 import { assessHealth, type Health } from './health.ts';
-import { type RetentionRun, readLastRetention, readRecentRuns } from './run-history.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
 
 /**
@@ -111,7 +111,7 @@ export async function readOverview(
               readQueueHolds(sq, redis),
               readSchedulers(sq),
               currentRun(sq, redis),
-              redisRecentRuns(sq, redis, runs),
+              readRecentRunsFromRedis(sq, redis, runs),
               readFleetControl(sq, redis),
             ]);
           // CLIENT LIST may be refused (managed Redis): that is no outage.

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import { readProductPause } from '../../src/pause.ts';
-import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
+import { recordRetentionInDatabase } from '../../src/run-history/database.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
 import type { RetentionStatus } from '../../src/sweep/status.ts';
 import type { JobContext } from '../job-context.ts';

@@ -4,7 +4,7 @@ import { abandonRun, claimOrJoinRun } from '../../src/queue/current-run.ts';
 import type { TickData, TickResult } from '../../src/queue/jobs.ts';
 import { addRunFlow } from '../../src/queue/run-flow.ts';
 import { failingPartitions } from '../../src/read/failures.ts';
-import { readRecentRuns } from '../../src/read/run-history.ts';
+import { readRecentRuns } from '../../src/run-history/database.ts';
 import type { JobContext } from '../job-context.ts';
 
 /**
