@@ -1,13 +1,16 @@
 import { Gauge, type Registry } from 'prom-client';
-import { WAIT_REASONS } from './control/fleet-state.ts';
 import { HEALTH_REASON_CODES, HEALTH_STATES } from './read/health.ts';
 import type { Overview } from './read/overview.ts';
+import type { WaitReason } from './sweep/status.ts';
 
 /**
  * The gauges read from the overview at scrape time: every process that serves /metrics reports
  * the same fleet-wide values (the alert rules take their max over processes). A value whose
  * store cannot be read is NaN: unknown, and no threshold fires on it.
  */
+/** The reasons a worker is held back at the gate (a pause parks it instead). */
+const THROTTLES = ['replica_lag', 'load', 'pacing'] as const satisfies readonly WaitReason[];
+
 export function registerOverviewGauges(registry: Registry, overview: () => Promise<Overview>) {
   const registers = [registry];
   const gauge = <L extends string>(
@@ -138,7 +141,7 @@ export function registerOverviewGauges(registry: Registry, overview: () => Promi
     'Worker processes whose chunks are held back right now, by reason: replica_lag, load, pacing (NaN while Redis does not answer).',
     ['reason'],
     function ({ control }) {
-      for (const reason of WAIT_REASONS.filter((r) => r !== 'paused'))
+      for (const reason of THROTTLES)
         this.set(
           { reason },
           control ? control.workers.filter((w) => w.reason === reason).length : Number.NaN,
@@ -151,7 +154,7 @@ export function registerOverviewGauges(registry: Registry, overview: () => Promi
     ['reason'],
     function ({ control }) {
       const now = Date.now();
-      for (const reason of WAIT_REASONS.filter((r) => r !== 'paused')) {
+      for (const reason of THROTTLES) {
         const since = (control?.workers ?? [])
           .filter((w) => w.reason === reason)
           .map((w) => Date.parse(w.since));

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pause, resume } from '../src/control/pause.ts';
+import { pause, resume } from '../src/pause.ts';
 import { HEALTH_REASON_CODES } from '../src/read/health.ts';
 import { VERSION } from '../src/version.ts';
 import { AUTH, startDashboardWithWorker } from './support/dashboard-harness.ts';
@@ -59,7 +59,7 @@ describe('metrics for alerts and dashboards', () => {
     // prom-client writes NaN as `Nan`, which Prometheus reads as NaN.
     expect(text).toMatch(/^audit_sweeper_pause_until_timestamp_seconds NaN$/im);
 
-    const timed = await pause(d.redis, d.sq, { by: 'test', forMs: 600_000 });
+    const timed = await pause(d.sq, d.redis, { by: 'test', forMs: 600_000 });
     text = await dashboardMetrics();
     expect(value(text, 'audit_sweeper_health_reason{code="paused"}')).toBe(1);
     expect(value(text, 'audit_sweeper_paused')).toBe(1);
@@ -70,11 +70,11 @@ describe('metrics for alerts and dashboards', () => {
       Date.parse(timed.since) / 1000 + 600,
     );
 
-    await pause(d.redis, d.sq, { by: 'test' });
+    await pause(d.sq, d.redis, { by: 'test' });
     text = await dashboardMetrics();
     expect(text).toMatch(/^audit_sweeper_pause_until_timestamp_seconds \+Inf$/m);
 
-    await resume(d.redis, d.sq);
+    await resume(d.sq, d.redis);
     text = await dashboardMetrics();
     expect(value(text, 'audit_sweeper_health_reason{code="paused"}')).toBe(0);
     expect(value(text, 'audit_sweeper_pause_since_timestamp_seconds')).toBeNaN();

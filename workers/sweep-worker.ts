@@ -2,12 +2,12 @@ import { type Job, MetricsTime } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { ChunkGate } from '../src/control/gate.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
-import { fleetSettingsOf } from '../src/fleet-settings.ts';
+import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/fleet/heartbeat.ts';
+import { fleetSettingsOf } from '../src/fleet/settings.ts';
 import type { Logger } from '../src/log.ts';
 import { RepeatedErrors } from '../src/log-repeats.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
-import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/queue/fleet.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import {
