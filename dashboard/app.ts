@@ -12,10 +12,11 @@ import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { admission } from './admission.ts';
 import { auditLogRouter } from './audit-log-api.ts';
-import { basicAuth, type Credentials } from './auth.ts';
+import { basicAuth, type Logins, readerLimits } from './auth.ts';
 import { bullBoardRouter } from './bull-board.ts';
 import { sameOriginOnly } from './csrf.ts';
 import { errorHandler, notFound } from './errors.ts';
+import { LoginThrottle } from './login-throttle.ts';
 import { overviewRouter } from './overview-routes.ts';
 import { partitionRetryRouter } from './partition-retry-api.ts';
 import { pauseRouter } from './pause-api.ts';
@@ -26,6 +27,8 @@ export type DashboardDeps = {
     Config,
     | 'DASHBOARD_BASE_PATH'
     | 'DASHBOARD_USER'
+    | 'DASHBOARD_PUBLIC_URL'
+    | 'DASHBOARD_TRUSTED_PROXIES'
     | 'LIST_SAFETY_MARGIN'
     | 'API_POOL_SIZE'
     | 'API_MAX_QUEUED'
@@ -40,14 +43,16 @@ export type DashboardDeps = {
   redis: RedisClient;
   sq: SweepQueue;
   metrics: Metrics;
-  credentials: Credentials;
+  /** The operator's login and, when DASHBOARD_READER_PASSWORD is set, the reader's. */
+  logins: Logins;
   logger: Logger;
 };
 
 /**
  * The dashboard: overview page and its JSON, "Sweep now", Bull Board, the audit-log API and
  * the probes, all under DASHBOARD_BASE_PATH. Everything but /healthz and /readyz needs Basic
- * auth, and every state-changing request must come from the dashboard's own origin.
+ * auth (the reader's login only reads: auth.ts), and every state-changing request must come
+ * from the dashboard's own origin.
  */
 export function createDashboardApp(deps: DashboardDeps): Express {
   const base = deps.config.DASHBOARD_BASE_PATH;
@@ -61,7 +66,13 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   const router = Router();
   // Liveness and readiness stay open: orchestrators probe without credentials.
   router.get(['/healthz', '/readyz'], probes);
-  router.use(basicAuth(deps.credentials), sameOriginOnly);
+  const { logins } = deps;
+  const users = [logins.operator.user, ...(logins.reader ? [logins.reader.user] : [])];
+  router.use(
+    basicAuth(logins, new LoginThrottle(users, logger)),
+    readerLimits,
+    sameOriginOnly(deps.config.DASHBOARD_PUBLIC_URL),
+  );
   router.use(probes); // /metrics
   router.use('/queues', bullBoardRouter(sq, `${base}/queues`, `${base}/`));
   router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config, logger }));
@@ -82,6 +93,8 @@ export function createDashboardApp(deps: DashboardDeps): Express {
 
   const errors = errorHandler(logger);
   const app = express().disable('x-powered-by');
+  // req.ip is the client's address as the last trusted proxy saw it (the login back-off's key).
+  app.set('trust proxy', deps.config.DASHBOARD_TRUSTED_PROXIES || false);
   app.use(errors.recoveries);
   app.set('query parser', 'simple');
   app.use((_req, res, next) => {

@@ -39,7 +39,7 @@ export async function startDashboardService(
   logger: Logger,
   options: { metrics?: Metrics } = {},
 ) {
-  const credentials = resolveCredentials(config, logger);
+  const logins = resolveCredentials(config, logger);
   // A REDIS_URL of the wrong topology is a bad setting (exit 2). A Redis that does not answer is
   // an outage: the dashboard starts anyway (its probes, the audit-log API and what PostgreSQL can
   // tell work without it) and the connection keeps trying in the background.
@@ -71,7 +71,7 @@ export async function startDashboardService(
     redis,
     sq,
     metrics,
-    credentials,
+    logins,
     logger,
   });
   const server = await listen(app, config.DASHBOARD_PORT);
