@@ -1,8 +1,8 @@
 import express, { type Express, Router } from 'express';
 import type { Config } from '../src/config.ts';
 import { readPause } from '../src/control/pause.ts';
-import { createPool, type Pool } from '../src/db/pool.ts';
-import { probesRouter } from '../src/http/probes.ts';
+import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
+import { probesRouter, readinessCheck } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
@@ -35,8 +35,10 @@ export type DashboardDeps = {
     | 'API_MAX_WAIT'
   > &
     OverviewSettings;
-  /** The overview, readiness and metrics' connections (see createDashboardPools). */
+  /** The overview and metrics' connections (see createDashboardPools). */
   pool: Pool;
+  /** /readyz's one connection of its own. */
+  readinessPool: Pool;
   /** The audit-log API's own connections, so that API load never starves the rest. */
   apiPool: Pool;
   /** A producer connection (connectProducer); the caller owns it, the queue and the pool. */
@@ -61,7 +63,11 @@ export function createDashboardApp(deps: DashboardDeps): Express {
     logger,
     listSafetyMarginMs: deps.config.LIST_SAFETY_MARGIN,
   });
-  const probes = probesRouter({ pool, redis, metrics: deps.metrics, logger });
+  const probes = probesRouter({
+    readiness: readinessCheck({ pool: deps.readinessPool, redis, logger }),
+    metrics: deps.metrics,
+    logger,
+  });
 
   const router = Router();
   // Liveness and readiness stay open: orchestrators probe without credentials.
@@ -112,9 +118,10 @@ export function createDashboardApp(deps: DashboardDeps): Express {
 }
 
 /**
- * The dashboard's two pools, both on DATABASE_READ_URL (DATABASE_URL when unset): the dashboard
- * only reads. The API's is its own, sized API_POOL_SIZE (admission control lets no more requests
- * run than it has connections), and every statement on it is bounded by API_STATEMENT_TIMEOUT.
+ * The dashboard's pools, all on DATABASE_READ_URL (DATABASE_URL when unset): the dashboard only
+ * reads. The API's is its own, sized API_POOL_SIZE (admission control lets no more requests run
+ * than it has connections), and every statement on it is bounded by API_STATEMENT_TIMEOUT;
+ * /readyz has one connection of its own, so that no flood of probes reaches the others.
  */
 export function createDashboardPools(config: Config, logger: Logger) {
   const url = config.DATABASE_READ_URL ?? config.DATABASE_URL;
@@ -125,6 +132,7 @@ export function createDashboardPools(config: Config, logger: Logger) {
       applicationName: 'audit-sweeper api',
       statementTimeoutMs: config.API_STATEMENT_TIMEOUT,
     }),
+    readinessPool: createReadinessPool(url, logger),
   };
 }
 

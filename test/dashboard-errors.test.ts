@@ -41,6 +41,7 @@ async function serve(databaseUrl: string): Promise<string> {
     config,
     pool,
     apiPool: pool,
+    readinessPool: pool,
     redis,
     sq,
     metrics,

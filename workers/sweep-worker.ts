@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { ChunkGate } from '../src/control/gate.ts';
 import { readPause } from '../src/control/pause.ts';
-import { createPool, type Pool } from '../src/db/pool.ts';
+import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
 import { fleetSettingsOf } from '../src/fleet-settings.ts';
 import type { Logger } from '../src/log.ts';
 import { RepeatedErrors } from '../src/log-repeats.ts';
@@ -52,8 +52,8 @@ export type SweepWorker = {
   metrics: Metrics;
   /** Lets the chunk under way commit, releases locks, waits for active jobs; bounded. */
   close: () => Promise<void>;
-  /** For the probes. */
-  pool: Pool;
+  /** For the probes: one connection of their own, apart from the chunks'. */
+  readinessPool: Pool;
   redis: JobContext['redis'];
   /** Resolves once Redis has answered and the schedulers are upserted (may take an outage). */
   ready: Promise<void>;
@@ -98,6 +98,7 @@ export function createSweepWorker(
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
   });
+  const readinessPool = createReadinessPool(config.DATABASE_URL, logger);
   // The backlog gauges only read: from DATABASE_READ_URL when there is one.
   const gaugePool = config.DATABASE_READ_URL
     ? createPool(config.DATABASE_READ_URL, logger, {
@@ -263,7 +264,7 @@ export function createSweepWorker(
 
   return {
     metrics,
-    pool,
+    readinessPool,
     redis,
     ready,
     close: async () => {
@@ -281,6 +282,7 @@ export function createSweepWorker(
       await closeSweepQueue(sq);
       await pool.end();
       if (gaugePool !== pool) await gaugePool.end();
+      await readinessPool.end();
       redis.disconnect();
     },
   };

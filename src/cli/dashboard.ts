@@ -62,12 +62,13 @@ export async function startDashboardService(
     new Promise((r) => setTimeout(r, REDIS_WAIT_AT_START_MS).unref()),
   ]);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const { pool, apiPool } = createDashboardPools(config, logger);
+  const { pool, apiPool, readinessPool } = createDashboardPools(config, logger);
   const metrics = options.metrics ?? createDashboardMetrics({ pool, sq, redis, config, logger });
   const app = createDashboardApp({
     config,
     pool,
     apiPool,
+    readinessPool,
     redis,
     sq,
     metrics,
@@ -82,7 +83,12 @@ export async function startDashboardService(
     metrics,
     close: async () => {
       await closeServer(server);
-      await Promise.allSettled([closeSweepQueue(sq), pool.end(), apiPool.end()]);
+      await Promise.allSettled([
+        closeSweepQueue(sq),
+        pool.end(),
+        apiPool.end(),
+        readinessPool.end(),
+      ]);
       redis.disconnect();
     },
   };

@@ -26,6 +26,17 @@ export function createPool(
 }
 
 /**
+ * The one connection of a readiness check (src/http/probes.ts), apart from every other pool:
+ * probes never wait for the connections that serve pages, the API or the sweep, nor hold them.
+ */
+export const createReadinessPool = (connectionString: string, logger: Logger): Pool =>
+  createPool(connectionString, logger, {
+    max: 1,
+    applicationName: 'audit-sweeper readiness',
+    statementTimeoutMs: 2_000,
+  });
+
+/**
  * Says which server and setting a connection error is about: a bare "connect ECONNREFUSED
  * 127.0.0.1:5432" (from a worker that also talks to Redis) does not. Changes the error in place,
  * keeping its code, so isTransientDatabaseError still recognizes it.
