@@ -94,9 +94,13 @@ export function createSweepWorker(
 ): SweepWorker {
   const redis = createRedis(config, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
+  // Every statement bounded: a chunk behind DDL fails and is retried instead of holding its
+  // partition (and its place in the DDL's lock queue) for as long as the DDL takes.
   const pool = createPool(config.DATABASE_URL, logger, {
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
+    statementTimeoutMs: config.SWEEP_STATEMENT_TIMEOUT,
+    lockTimeoutMs: config.SWEEP_LOCK_TIMEOUT,
   });
   const readinessPool = createReadinessPool(config.DATABASE_URL, logger);
   // The backlog gauges only read: from DATABASE_READ_URL when there is one.

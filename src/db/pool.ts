@@ -10,7 +10,12 @@ export type Pool = pg.Pool;
 export function createPool(
   connectionString: string,
   logger: Logger,
-  options: { max?: number; applicationName?: string; statementTimeoutMs?: number } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    statementTimeoutMs?: number;
+    lockTimeoutMs?: number;
+  } = {},
 ): Pool {
   const pool = new NamedErrorsPool({
     connectionString,
@@ -20,6 +25,7 @@ export function createPool(
     idleTimeoutMillis: 30_000,
     // Set by the server for every statement of the session: it bounds lock waits too.
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
   });
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
   return pool;
@@ -90,3 +96,7 @@ export function isTransientDatabaseError(err: unknown): boolean {
 /** A statement cancelled by statement_timeout (or by an operator's pg_cancel_backend). */
 export const isCancelledStatement = (err: unknown) =>
   (err as { code?: unknown } | null)?.code === '57014';
+
+/** A lock not granted within lock_timeout (55P03: lock_not_available). */
+export const isLockTimeout = (err: unknown) =>
+  (err as { code?: unknown } | null)?.code === '55P03';
