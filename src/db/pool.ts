@@ -98,5 +98,4 @@ export const isCancelledStatement = (err: unknown) =>
   (err as { code?: unknown } | null)?.code === '57014';
 
 /** A lock not granted within lock_timeout (55P03: lock_not_available). */
-export const isLockTimeout = (err: unknown) =>
-  (err as { code?: unknown } | null)?.code === '55P03';
+export const isLockTimeout = (err: unknown) => (err as { code?: unknown } | null)?.code === '55P03';
