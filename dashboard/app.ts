@@ -108,7 +108,12 @@ export function createDashboardApp(deps: DashboardDeps): Express {
     res
       .set('X-Content-Type-Options', 'nosniff')
       .set('X-Frame-Options', 'DENY')
-      .set('Referrer-Policy', 'same-origin');
+      .set('Referrer-Policy', 'same-origin')
+      // Nothing may run or load by default; the overview and Bull Board set their own policy.
+      .set(
+        'Content-Security-Policy',
+        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+      );
     next();
   });
   app.use(base || '/', router);

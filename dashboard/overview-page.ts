@@ -233,8 +233,8 @@ function renderWorkers(o: Overview): string {
   const now = Date.parse(o.generatedAt);
   const rows = o.workers.map(
     (w) => `<tr data-testid="worker" data-worker-id="${esc(w.id)}">
-<td data-label="Host">${esc(w.host)}</td><td class="num" data-label="PID">${w.pid}</td><td data-label="Version">${esc(w.version)}</td>
-<td class="num" data-label="Concurrency">${w.concurrency}</td><td class="num" data-label="Jobs in hand" title="${esc(w.jobs.map((j) => `${j.name} ${j.id}`).join(', '))}">${w.jobsInHand}</td>
+<td data-label="Host">${esc(w.host)}</td><td class="num" data-label="PID">${esc(w.pid)}</td><td data-label="Version">${esc(w.version)}</td>
+<td class="num" data-label="Concurrency">${esc(w.concurrency)}</td><td class="num" data-label="Jobs in hand" title="${esc(w.jobs.map((j) => `${j.name} ${j.id}`).join(', '))}">${esc(w.jobsInHand)}</td>
 <td data-label="Started">${esc(time(w.startedAt))}</td><td data-label="Last heartbeat">${esc(ago(now, w.lastHeartbeat))}</td>
 <td data-label="Settings">${esc(workerSettings(w))}</td></tr>`,
   );
