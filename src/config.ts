@@ -1,4 +1,4 @@
-import { DURATION_HINT, formatDuration, parseDuration } from './duration.ts';
+import { DURATION_HINT, formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
 import { parseRedisUrl, REDIS_URL_FORMS, RedisUrlError } from './redis-url.ts';
 import { redactUrl, registerSecret, registerUrlSecret } from './secrets.ts';
@@ -45,7 +45,7 @@ function shownValue(setting: Setting<unknown>, raw: string): string {
  * fire after 1 ms when given more; PostgreSQL timestamps end in 4713 BC, so an interval
  * subtracted from now() must stay far from that.
  */
-const TIMER_MAX = 24 * 86_400_000;
+const TIMER_MAX = TIMER_MAX_MS;
 const INTERVAL_MAX = 36_500 * 86_400_000;
 
 const duration = (def: string, min: number, max: number): Setting<number> => ({

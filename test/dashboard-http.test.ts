@@ -198,6 +198,20 @@ describe('same-origin writes', () => {
       body: JSON.stringify({ for: 'soon' }),
     });
     expect(bad.status).toBe(400);
+    // Beyond any date (this answered 500), or longer than a year: a 400 naming `for`.
+    for (const forText of ['99999999999d', '366d', '0s'])
+      for (const headers of [{ origin: d.origin }, {}]) {
+        const tooLong = await d.get('/api/pause', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ for: forText }),
+        });
+        expect(tooLong.status, forText).toBe(400);
+        expect((await tooLong.json()).error).toEqual({
+          parameter: 'for',
+          message: 'must be from 1s to 365d',
+        });
+      }
     expect((await bad.json()).error.parameter).toBe('for');
 
     const paused = await d.get('/api/pause', {

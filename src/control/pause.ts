@@ -1,3 +1,4 @@
+import { parseBoundedDuration } from '../duration.ts';
 import { JobName } from '../queue/jobs.ts';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
@@ -15,6 +16,15 @@ export type PauseState = {
   /** When it ends by itself; null for a pause that lasts until `resume`. */
   until: string | null;
 };
+
+/**
+ * The longest pause that ends by itself: a year. Longer is a pause until `resume` (no --for);
+ * what is refused is a number beyond any date (`--for 99999999999d` broke the date it ends).
+ */
+export const MAX_PAUSE_MS = 365 * 86_400_000;
+
+/** A pause's `for` (CLI `--for`, the dashboard's `for`): a duration from 1s to MAX_PAUSE_MS. */
+export const parsePauseFor = (text: string) => parseBoundedDuration(text, 1_000, MAX_PAUSE_MS);
 
 const pauseKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'pause');
 
