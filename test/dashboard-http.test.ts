@@ -200,7 +200,7 @@ describe('same-origin writes', () => {
     expect(bad.status).toBe(400);
     // Beyond any date (this answered 500), or longer than a year: a 400 naming `for`.
     for (const forText of ['99999999999d', '366d', '0s'])
-      for (const headers of [{ origin: d.origin }, {}]) {
+      for (const headers of [{ origin: d.origin }, {}] as Record<string, string>[]) {
         const tooLong = await d.get('/api/pause', {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...headers },
