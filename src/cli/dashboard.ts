@@ -77,7 +77,17 @@ export async function startDashboardService(
   });
   const server = await listen(app, config.DASHBOARD_PORT);
   const { port } = server.address() as AddressInfo;
-  logger.info({ port, basePath: config.DASHBOARD_BASE_PATH || '/' }, 'dashboard listening');
+  logger.info(
+    {
+      port,
+      basePath: config.DASHBOARD_BASE_PATH || '/',
+      operator: logins.operator.user,
+      reader: logins.reader?.user ?? null,
+      publicUrl: config.DASHBOARD_PUBLIC_URL ?? null,
+      trustedProxies: config.DASHBOARD_TRUSTED_PROXIES,
+    },
+    'dashboard listening',
+  );
   return {
     port,
     metrics,
