@@ -1,10 +1,10 @@
 import express, { type Express, Router } from 'express';
 import type { Config } from '../src/config.ts';
-import { readPause } from '../src/control/pause.ts';
 import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
 import { probesRouter, readinessCheck } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
+import { readProductPause } from '../src/pause.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import type { OverviewSettings } from '../src/read/overview.ts';
 import { readOverview } from '../src/read/overview.ts';
@@ -160,6 +160,6 @@ export function createDashboardMetrics(deps: {
         { settings: deps.config, reader: 'this dashboard' },
         20,
       ),
-    paused: async () => (await readPause(deps.redis, deps.sq)) !== null,
+    paused: async () => (await readProductPause(deps.sq, deps.redis)) !== null,
   });
 }

@@ -1,11 +1,11 @@
 import { describeWaited } from '../src/control/describe.ts';
-import { describeWorker } from '../src/control/fleet-state.ts';
 import { humanDuration } from '../src/duration.ts';
-import { type FleetSettings, showSetting } from '../src/fleet-settings.ts';
-import { HEARTBEAT_TTL_MS, type WorkerHeartbeat } from '../src/queue/fleet.ts';
+import { describeWorker } from '../src/fleet/control-state.ts';
+import { describeDrift } from '../src/fleet/drift.ts';
+import { HEARTBEAT_TTL_MS, type WorkerHeartbeat } from '../src/fleet/heartbeat.ts';
+import { type FleetSettings, showSetting } from '../src/fleet/settings.ts';
 import type { RunSummary } from '../src/queue/jobs.ts';
 import type { PartitionBacklog } from '../src/read/backlog.ts';
-import { describeDrift } from '../src/read/fleet.ts';
 import { behindAfterMs } from '../src/read/health.ts';
 import type { Overview } from '../src/read/overview.ts';
 import type { Role } from './auth.ts';

@@ -5,11 +5,11 @@ import type { Pool } from '../src/db/pool.ts';
 import type { Logger } from '../src/log.ts';
 import { newRunId } from '../src/queue/job-ids.ts';
 import { addRunFlow } from '../src/queue/run-flow.ts';
-import { recentRuns as redisRecentRuns } from '../src/queue/run-history.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import { failingPartitions } from '../src/read/failures.ts';
-import { readRecentRuns } from '../src/read/run-history.ts';
 import type { RedisClient } from '../src/redis-client.ts';
+import { readRecentRuns } from '../src/run-history/database.ts';
+import { readRecentRunsFromRedis } from '../src/run-history/redis.ts';
 import { sendError } from './errors.ts';
 
 /**
@@ -35,7 +35,7 @@ export function partitionRetryRouter(deps: {
       return;
     }
     const runs = await readRecentRuns(deps.pool, 50).catch(() =>
-      redisRecentRuns(deps.sq, deps.redis, 50),
+      readRecentRunsFromRedis(deps.sq, deps.redis, 50),
     );
     const failing = failingPartitions(runs).find((f) => f.partition === partition);
     if (!failing) {

@@ -1,6 +1,6 @@
 import express, { type Request, type Response, Router } from 'express';
-import { parsePauseFor, pause, resume } from '../src/control/pause.ts';
 import type { Logger } from '../src/log.ts';
+import { parsePauseFor, pause, resume } from '../src/pause.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { sendError } from './errors.ts';
@@ -37,7 +37,7 @@ export function pauseRouter(deps: {
       sendError(res, 400, 'must be text of at most 500 characters', 'reason');
       return;
     }
-    const state = await pause(deps.redis, deps.sq, {
+    const state = await pause(deps.sq, deps.redis, {
       by: `dashboard user ${deps.user}`,
       reason: (input.reason as string | undefined) ?? null,
       forMs,
@@ -46,7 +46,7 @@ export function pauseRouter(deps: {
     res.json({ paused: state });
   });
   router.post('/api/resume', async (_req: Request, res: Response) => {
-    const ended = await resume(deps.redis, deps.sq);
+    const ended = await resume(deps.sq, deps.redis);
     deps.logger.warn({ ended }, 'sweeper resumed from the dashboard');
     res.json({ resumed: ended !== null, ended });
   });

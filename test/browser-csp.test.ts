@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HEARTBEAT_TTL_MS } from '../src/queue/fleet.ts';
+import { HEARTBEAT_TTL_MS } from '../src/fleet/heartbeat.ts';
 import { SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { productKey } from '../src/queue/sweep-queue.ts';
 import { launchChromium } from './support/browser.ts';

@@ -2,8 +2,8 @@ import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runJobId } from '../src/queue/job-ids.ts';
 import { JobName, SWEEP_QUEUE } from '../src/queue/jobs.ts';
-import { recentRuns } from '../src/queue/run-history.ts';
 import { productKey, trimFinishedJobs } from '../src/queue/sweep-queue.ts';
+import { readRecentRunsFromRedis } from '../src/run-history/redis.ts';
 import type { SweepWorker } from '../workers/sweep-worker.ts';
 import {
   type Dashboard,
@@ -81,7 +81,7 @@ describe('malformed jobs fail at once, with a reason', () => {
 
   it('a run job not made by the product (well-formed, but no partitions) stays out of the history', async () => {
     const runId = 'rzzzzzzzz0123abcd';
-    const before = await recentRuns(d.sq, d.redis, 500);
+    const before = await readRecentRunsFromRedis(d.sq, d.redis, 500);
     const data = { runId, trigger: 'manual', partitions: 2, startedAt: new Date().toISOString() };
     // With an id of its own, as Bull Board's add or duplicate gives it...
     const foreign = await d.sq.queue.add(JobName.run, data);
@@ -93,14 +93,14 @@ describe('malformed jobs fail at once, with a reason', () => {
     expect((await failed(forged.id as string)).failedReason).toMatch(
       /not a run made by audit-sweeper: it has no partition jobs/,
     );
-    const after = await recentRuns(d.sq, d.redis, 500);
+    const after = await readRecentRunsFromRedis(d.sq, d.redis, 500);
     expect(after).toEqual(before);
   });
 
   it('history entries that are not run summaries are never shown', async () => {
     const key = productKey(d.sq, 'run-history');
     await d.redis.lpush(key, '{"runId":null}', 'not json', JSON.stringify({ partitions: 3 }));
-    const runs = await recentRuns(d.sq, d.redis, 500);
+    const runs = await readRecentRunsFromRedis(d.sq, d.redis, 500);
     expect(runs.length).toBeGreaterThan(0); // the first scheduled run
     for (const run of runs) expect(run.runId).toMatch(/^r[0-9a-z]+$/);
     const overview = await (await d.get('/api/overview')).json();

@@ -3,8 +3,8 @@ import { loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { connectProducer, type RedisClient } from '../src/queue/connection.ts';
 import { PARTITION_QUEUE, SchedulerId, SWEEP_QUEUE } from '../src/queue/jobs.ts';
-import { recentRuns } from '../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
+import { readRecentRunsFromRedis } from '../src/run-history/redis.ts';
 import { type CliProcess, runCli } from './support/cli.ts';
 import { basic } from './support/dashboard-harness.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -196,7 +196,7 @@ async function drain(topology: Topology, label: string, options: { kill: boolean
   await expect
     .poll(
       async () =>
-        (await recentRuns(sq, redis)).some(
+        (await readRecentRunsFromRedis(sq, redis)).some(
           (r) => r.trigger === 'schedule' && Date.parse(r.finishedAt) > drainedAt,
         ),
       { timeout: 60_000, interval: 500 },

@@ -3,8 +3,8 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { type RunSummary, SWEEP_QUEUE } from '../src/queue/jobs.ts';
-import { recentRuns } from '../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../src/queue/sweep-queue.ts';
+import { readRecentRunsFromRedis } from '../src/run-history/redis.ts';
 import { type CliProcess, runCli } from './support/cli.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { isAlive, processFleet, sweeperEnv } from './support/harness.ts';
@@ -192,7 +192,7 @@ async function seedBacklog(c: Ctx, counts: { done: number; stale: number; recent
 
 /** Waits until the first run (the scheduler fires at once) is over, so the table can be seeded. */
 async function firstRunOver(c: Ctx) {
-  await expect.poll(async () => (await recentRuns(c.sq, c.redis, 1)).length).toBe(1);
+  await expect.poll(async () => (await readRecentRunsFromRedis(c.sq, c.redis, 1)).length).toBe(1);
 }
 
 describe('worker processes', () => {
@@ -219,7 +219,7 @@ describe('worker processes', () => {
     // Exactly once, from the jobs' side: the run totals and every run so far add up to the
     // stale set, and so do the partition jobs' own reports in the three processes' logs.
     expect(summary.finalized).toBe(50_000);
-    const runs = await recentRuns(c.sq, c.redis, 100);
+    const runs = await readRecentRunsFromRedis(c.sq, c.redis, 100);
     expect(runs.reduce((n, r) => n + r.finalized, 0)).toBe(50_000);
     const perWorker = workers.map(finalizedBy);
     expect(perWorker.reduce((a, b) => a + b, 0)).toBe(50_000);

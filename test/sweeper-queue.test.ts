@@ -6,16 +6,9 @@ import { silentLogger } from '../src/log.ts';
 import { connectProducer } from '../src/queue/connection.ts';
 import { currentRunKey } from '../src/queue/current-run.ts';
 import { newRunId, runJobId } from '../src/queue/job-ids.ts';
-import {
-  JobName,
-  type PartitionData,
-  SchedulerId,
-  type StartedTick,
-  type SweepStatus,
-} from '../src/queue/jobs.ts';
+import { JobName, type PartitionData, SchedulerId, type StartedTick } from '../src/queue/jobs.ts';
 import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
 import { addRunFlow } from '../src/queue/run-flow.ts';
-import { recentRuns } from '../src/queue/run-history.ts';
 import {
   closeSweepQueue,
   createSweepQueue,
@@ -23,7 +16,9 @@ import {
   type SweepQueue,
 } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
+import { readRecentRunsFromRedis } from '../src/run-history/redis.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
+import type { SweepStatus } from '../src/sweep/status.ts';
 import { type SweepWorker, startSweepWorker } from '../workers/sweep-worker.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { sweeperEnv } from './support/harness.ts';
@@ -329,7 +324,7 @@ describe('sweeps through the queue', () => {
     expect(await digest('recent')).toBe(recentBefore);
     expect(await digest('done')).toBe(doneBefore);
     // 100 deduplicated requests and 20 plain ticks joined runs; they did not start 120 of them.
-    const runs = await recentRuns(sq, h.producer, 500);
+    const runs = await readRecentRunsFromRedis(sq, h.producer, 500);
     expect(runs.length).toBeLessThanOrEqual(3);
     expect(runs.every((r) => r.failedPartitions.length === 0)).toBe(true);
   });
@@ -568,7 +563,7 @@ describe('sweeps through the queue', () => {
   it('ticks join an unfinished run: two requests while a run is under way make one run', async () => {
     // Enough slots for the ticks while both partition jobs wait on the table lock.
     const h = await start(1, { SWEEP_PARTITIONS: '2', SWEEP_CONCURRENCY: '4' });
-    const earlierRuns = await recentRuns(h.sq, h.producer);
+    const earlierRuns = await readRecentRunsFromRedis(h.sq, h.producer);
     await insertMany({ count: 100, ageMs: 2 * HOUR, tag: 'stale' });
     // Hold the run open: its chunks wait for this table lock.
     const blocker = await db.pool.connect();
@@ -608,7 +603,7 @@ describe('sweeps through the queue', () => {
       blocker.release();
     }
     await waitIdle(h.sq);
-    expect((await recentRuns(h.sq, h.producer)).map((r) => r.runId)).toEqual([
+    expect((await readRecentRunsFromRedis(h.sq, h.producer)).map((r) => r.runId)).toEqual([
       summaryRunId,
       ...earlierRuns.map((r) => r.runId),
     ]);

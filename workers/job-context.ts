@@ -1,7 +1,7 @@
 import type { Config } from '../src/config.ts';
 import type { ChunkGate } from '../src/control/gate.ts';
 import type { Pool } from '../src/db/pool.ts';
-import type { FleetSettings } from '../src/fleet-settings.ts';
+import type { FleetSettings } from '../src/fleet/settings.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';

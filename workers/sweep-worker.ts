@@ -1,14 +1,14 @@
 import type { Job } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { ChunkGate } from '../src/control/gate.ts';
-import { readPause } from '../src/control/pause.ts';
 import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
-import { fleetSettingsOf } from '../src/fleet-settings.ts';
+import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/fleet/heartbeat.ts';
+import { fleetSettingsOf } from '../src/fleet/settings.ts';
 import type { Logger } from '../src/log.ts';
 import { RepeatedErrors } from '../src/log-repeats.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
+import { readProductPause } from '../src/pause.ts';
 import { checkRedisForWorker, createRedis } from '../src/queue/connection.ts';
-import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/queue/fleet.ts';
 import { JobName, PARTITION_QUEUE, SWEEP_QUEUE } from '../src/queue/jobs.ts';
 import { upsertSchedulers } from '../src/queue/schedulers.ts';
 import {
@@ -122,7 +122,7 @@ export function createSweepWorker(
           { settings: config, reader: `worker ${me.host} pid ${me.pid}` },
           20,
         ),
-      paused: async () => (await readPause(redis, sq)) !== null,
+      paused: async () => (await readProductPause(sq, redis)) !== null,
     });
   const shutdown = new AbortController();
   const fleetSettings = fleetSettingsOf(config);

@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import type { Config } from '../config.ts';
-import { parsePauseFor, pause } from '../control/pause.ts';
 import { createLogger } from '../log.ts';
+import { parsePauseFor, pause } from '../pause.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { type OptionValues, UsageError } from './options.ts';
@@ -29,7 +29,7 @@ export async function run(config: Config, options: OptionValues): Promise<number
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   try {
     const by = `${safeUser()}@${hostname()}`;
-    const state = await pause(redis, sq, { by, reason, forMs });
+    const state = await pause(sq, redis, { by, reason, forMs });
     console.log(
       `sweeper paused by ${state.by}${state.reason ? ` (${state.reason})` : ''}, ${state.until ? `until ${state.until}` : 'until audit-sweeper resume'}; sweeps under way stop before their next chunk`,
     );

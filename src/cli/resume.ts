@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
-import { resume } from '../control/pause.ts';
 import { createLogger } from '../log.ts';
+import { resume } from '../pause.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 
@@ -10,7 +10,7 @@ export async function run(config: Config): Promise<number> {
   const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   try {
-    const ended = await resume(redis, sq);
+    const ended = await resume(sq, redis);
     console.log(
       ended
         ? `sweeper resumed (it was paused by ${ended.by} since ${ended.since}${ended.reason ? `: ${ended.reason}` : ''})`

@@ -1,6 +1,6 @@
 import { humanDuration } from '../duration.ts';
-import type { WaitedMs } from '../queue/jobs.ts';
-import { describeWorker, type FleetControl } from './fleet-state.ts';
+import { describeWorker, type FleetControl } from '../fleet/control-state.ts';
+import type { WaitedMs } from '../sweep/status.ts';
 
 /** The fleet's state in one line and, when held back, one line per worker: for `status` and logs. */
 export function describeControl(c: FleetControl): string[] {

@@ -2,15 +2,15 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
+import { reportWorkerState, type WorkerControlState } from '../fleet/control-state.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { WaitedMs } from '../queue/jobs.ts';
+import { type ProductPause, readProductPause } from '../pause.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
-import { reportWorkerState, type WaitReason, type WorkerControlState } from './fleet-state.ts';
+import type { WaitedMs, WaitReason } from '../sweep/status.ts';
 import { LoadMonitor } from './load.ts';
 import { RowPacer } from './pacing.ts';
-import { type PauseState, readPause } from './pause.ts';
 import { ReplicaLagMonitor } from './replica-lag.ts';
 
 /** Replica lag and load are read at most this often per process. */
@@ -76,10 +76,10 @@ export class ChunkGate {
     want: number,
     signal: AbortSignal,
     waited: Waited,
-  ): Promise<number | PauseState | null> {
+  ): Promise<number | ProductPause | null> {
     const s = this.deps.settings;
     while (!signal.aborted) {
-      const pause = await readPause(this.deps.redis, this.deps.sq);
+      const pause = await readProductPause(this.deps.sq, this.deps.redis);
       if (pause) {
         this.note('paused', null, null, pause.by);
         return pause;
@@ -198,7 +198,7 @@ export class ChunkGate {
     this.reportedAt = Date.now();
     const waited = this.unreported;
     this.unreported = {};
-    reportWorkerState(this.deps.redis, this.deps.sq, next, waited).catch((err) =>
+    reportWorkerState(this.deps.sq, this.deps.redis, next, waited).catch((err) =>
       this.deps.logger.debug({ err }, 'could not report the throttle state'),
     );
   }

@@ -1,11 +1,13 @@
 /**
  * The job contract: the queues, their job names, scheduler ids, and the data and result each job
  * carries, between whoever enqueues (scheduler, CLI, dashboard) and the workers. Job ids are
- * in job-ids.ts. BullMQ forbids ":" in scheduler ids.
+ * in job-ids.ts; the partition and retention jobs return the sweep's own statuses
+ * (sweep/status.ts). BullMQ forbids ":" in scheduler ids.
  */
 
 import { z } from 'zod';
-import type { FleetSettings } from '../fleet-settings.ts';
+import type { FleetSettings } from '../fleet/settings.ts';
+import type { WaitedMs } from '../sweep/status.ts';
 
 /** Ticks, runs and retention: the few jobs an operator looks for, kept apart from the many below. */
 export const SWEEP_QUEUE = 'audit-sweep';
@@ -134,33 +136,8 @@ export type TickResult = StartedTick | PausedTick;
 export type StartedTick = { runId: string; partitions: number; joined?: true };
 export type PausedTick = { runId: null; partitions: number; skipped: 'paused'; pausedBy: string };
 
-/** Why a chunk waited before it ran (see src/control/gate.ts). */
-export type WaitReason = 'paused' | 'replica_lag' | 'load' | 'pacing';
-/** Milliseconds a job's (or a run's) chunks waited, by reason. */
-export type WaitedMs = Partial<Record<WaitReason, number>>;
 export type RunData = z.infer<(typeof JOB_DATA)['run']>;
 export type PartitionData = z.infer<(typeof JOB_DATA)['partition']>;
-
-/** What one partition job did; returned by every partition job, failed ones included in the run. */
-export type SweepStatus = {
-  partition: number;
-  partitions: number;
-  /** Rows this job timed out. */
-  finalized: number;
-  chunks: number;
-  /** Rows started before this (database clock) count as stale. */
-  cutoff: string | null;
-  durationMs: number;
-  /** True when the partition had no stale rows left; false when the time budget ran out first. */
-  drained: boolean;
-  /** Set when it stopped before a chunk because an operator paused the sweeper. */
-  parked?: 'paused';
-  /** Set when another sweep of this partition held the lock, so this one did nothing. */
-  skipped?: 'locked';
-  error?: string;
-  /** Time its chunks waited for a pause, a throttle or pacing, when they did. */
-  waitedMs?: WaitedMs;
-};
 
 /** A run's totals: the return value of the `run` job, readable in Bull Board without logs. */
 export type RunSummary = {
@@ -183,12 +160,4 @@ export type RunSummary = {
   workerSettings?: FleetSettings;
   /** Time the run's chunks waited for a pause, a throttle or pacing (summed over partitions). */
   waitedMs?: WaitedMs;
-};
-
-export type RetentionStatus = {
-  deleted: number;
-  chunks: number;
-  retentionMs: number;
-  durationMs: number;
-  error?: string;
 };

@@ -1,11 +1,10 @@
 import { humanDuration } from '../duration.ts';
-import type { FleetSettings } from '../fleet-settings.ts';
-import type { WorkerHeartbeat } from '../queue/fleet.ts';
-import { HEARTBEAT_TTL_MS } from '../queue/fleet.ts';
+import { type Drift, describeDrift } from '../fleet/drift.ts';
+import { HEARTBEAT_TTL_MS, type WorkerHeartbeat } from '../fleet/heartbeat.ts';
+import type { FleetSettings } from '../fleet/settings.ts';
+import type { QueueHolds } from '../pause.ts';
 import type { Backlog } from './backlog.ts';
 import type { FailingPartition } from './failures.ts';
-import { type Drift, describeDrift } from './fleet.ts';
-import type { PauseState } from './pause.ts';
 import type { SchedulerInfo } from './schedulers.ts';
 
 export type HealthState = 'healthy' | 'degraded' | 'down';
@@ -24,7 +23,7 @@ export type HealthInputs = {
   settings: FleetSettings;
   workers: WorkerHeartbeat[] | null;
   bullmqWorkers: number | null;
-  pause: PauseState | null;
+  pause: QueueHolds | null;
   schedulers: SchedulerInfo[] | null;
   backlog: Backlog | null;
   failing: FailingPartition[];

@@ -1,31 +1,34 @@
 import type { Config } from '../config.ts';
-import type { FleetControl } from '../control/fleet-state.ts';
 import type { Pool } from '../db/pool.ts';
-import type { FleetSettings } from '../fleet-settings.ts';
-import { currentRun } from '../queue/current-run.ts';
-import { readHeartbeats, readLastWorkerSettings, type WorkerHeartbeat } from '../queue/fleet.ts';
-import type { RunSummary } from '../queue/jobs.ts';
-import { recentRuns as redisRecentRuns } from '../queue/run-history.ts';
-import type { SweepQueue } from '../queue/sweep-queue.ts';
-import type { RedisClient } from '../redis-client.ts';
-import {
-  type Backlog,
-  type PartitionBacklog,
-  readBacklog,
-  readPartitionBacklog,
-} from './backlog.ts';
-import { readFleetControl } from './control.ts';
-import { type FailingPartition, failingPartitions } from './failures.ts';
+import { type FleetControl, readFleetControl } from '../fleet/control-state.ts';
 import {
   type Drift,
   effectiveSettings,
   type OwnSettings,
   type SettingsSource,
   settingsDrift,
-} from './fleet.ts';
+} from '../fleet/drift.ts';
+import {
+  readHeartbeats,
+  readLastWorkerSettings,
+  type WorkerHeartbeat,
+} from '../fleet/heartbeat.ts';
+import type { FleetSettings } from '../fleet/settings.ts';
+import { type QueueHolds, readQueueHolds } from '../pause.ts';
+import { currentRun } from '../queue/current-run.ts';
+import type { RunSummary } from '../queue/jobs.ts';
+import type { SweepQueue } from '../queue/sweep-queue.ts';
+import type { RedisClient } from '../redis-client.ts';
+import { type RetentionRun, readLastRetention, readRecentRuns } from '../run-history/database.ts';
+import { readRecentRunsFromRedis } from '../run-history/redis.ts';
+import {
+  type Backlog,
+  type PartitionBacklog,
+  readBacklog,
+  readPartitionBacklog,
+} from './backlog.ts';
+import { type FailingPartition, failingPartitions } from './failures.ts';
 import { assessHealth, type Health } from './health.ts';
-import { type PauseState, readPause } from './pause.ts';
-import { type RetentionRun, readLastRetention, readRecentRuns } from './run-history.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
 
 /**
@@ -47,7 +50,7 @@ export type Overview = {
   workers: WorkerHeartbeat[] | null;
   /** Worker connections BullMQ itself sees (CLIENT LIST); null if Redis does not allow it. */
   bullmqWorkers: number | null;
-  pause: PauseState | null;
+  pause: QueueHolds | null;
   backlog: Backlog | null;
   partitions: PartitionBacklog[] | null;
   schedulers: SchedulerInfo[] | null;
@@ -105,10 +108,10 @@ export async function readOverview(
             await Promise.all([
               readHeartbeats(sq, redis),
               readLastWorkerSettings(sq, redis),
-              readPause(sq, redis),
+              readQueueHolds(sq, redis),
               readSchedulers(sq),
               currentRun(sq, redis),
-              redisRecentRuns(sq, redis, runs),
+              readRecentRunsFromRedis(sq, redis, runs),
               readFleetControl(sq, redis),
             ]);
           // CLIENT LIST may be refused (managed Redis): that is no outage.

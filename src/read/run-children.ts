@@ -1,7 +1,8 @@
 import type { Job } from 'bullmq';
 import { jobIdOfKey, partitionOfJobId } from '../queue/job-ids.ts';
-import type { PartitionData, SweepStatus } from '../queue/jobs.ts';
+import type { PartitionData } from '../queue/jobs.ts';
 import type { SweepQueue } from '../queue/sweep-queue.ts';
+import type { SweepStatus } from '../sweep/status.ts';
 
 export type RunChildren = {
   /** Statuses returned by the run's finished partition jobs. */

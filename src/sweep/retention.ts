@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
-import type { RetentionStatus } from '../queue/jobs.ts';
 import { deleteExpiredChunk } from '../sql/retention.ts';
+import type { RetentionStatus } from './status.ts';
 
 export type RetentionOptions = {
   retentionMs: number;

@@ -1,8 +1,8 @@
 import { isCancelledStatement, isLockTimeout, type Pool } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
-import type { SweepStatus } from '../queue/jobs.ts';
 import { finalizeStaleChunk, staleCutoff } from '../sql/sweep.ts';
 import { partitionRange } from './partitions.ts';
+import type { SweepStatus } from './status.ts';
 
 export type SweepPartitionOptions = {
   partition: number;

@@ -3,9 +3,9 @@ import { startDashboardService } from '../../src/cli/dashboard.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { connectProducer } from '../../src/queue/connection.ts';
-import { recentRuns } from '../../src/queue/run-history.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../../src/redis-client.ts';
+import { readRecentRunsFromRedis } from '../../src/run-history/redis.ts';
 import { AuditLogStore } from '../../src/store/store.ts';
 import type { NewEntry } from '../../src/store/types.ts';
 import { type SweepWorker, startSweepWorker } from '../../workers/sweep-worker.ts';
@@ -108,7 +108,8 @@ export async function waitForFirstScheduledRun(d: Dashboard): Promise<void> {
   // vi.waitFor, not expect.poll: this runs in beforeAll hooks too.
   await vi.waitFor(
     async () => {
-      if ((await recentRuns(d.sq, d.redis)).length === 0) throw new Error('no run yet');
+      if ((await readRecentRunsFromRedis(d.sq, d.redis)).length === 0)
+        throw new Error('no run yet');
     },
     { timeout: 90_000, interval: 250 },
   );

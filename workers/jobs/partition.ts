@@ -1,156 +1,132 @@
 import type { Job } from 'bullmq';
-import type { PauseState } from '../../src/control/pause.ts';
-import type { PartitionData, SweepStatus, WaitedMs } from '../../src/queue/jobs.ts';
-import { PartitionLock } from '../../src/queue/partition-lock.ts';
+import type { Logger } from '../../src/log.ts';
+import type { PartitionData } from '../../src/queue/jobs.ts';
 import { continuePartition } from '../../src/queue/run-flow.ts';
-import { productKey } from '../../src/queue/sweep-queue.ts';
+import type { SweepStatus, WaitedMs } from '../../src/sweep/status.ts';
 import { sweepPartition } from '../../src/sweep/sweep-partition.ts';
 import type { JobContext } from '../job-context.ts';
-
-/** How often a partition job records its progress and writes its job log. */
-const REPORT_EVERY_MS = 1_000;
-
-class LockLostError extends Error {
-  constructor() {
-    super(
-      'partition lock lost (this worker stalled past SWEEP_LOCK_TTL); another sweep owns it now',
-    );
-  }
-}
-
-/** A parked job looks again at least this often (resume also wakes it at once). */
-const PARK_RECHECK_MS = 60_000;
-
-/** Until the pause ends by itself, or a minute for a pause that lasts until `resume`. */
-const parkDelay = (p: PauseState) =>
-  Math.min(
-    PARK_RECHECK_MS,
-    p.until ? Math.max(0, Date.parse(p.until) - Date.now()) + 100 : PARK_RECHECK_MS,
-  );
+import { holdPartitionLock, type PartitionLockHolding } from '../partition/lock-holding.ts';
+import { countParkedTime, Parking } from '../partition/parking.ts';
+import { ProgressBatcher } from '../partition/progress.ts';
 
 /**
  * What a partition job does: take the partition's lock (or report that another sweep holds
- * it), sweep under it while renewing it, release it, and continue in a new job at once if the
- * time budget ran out first. A failed sweep throws, so BullMQ retries it with backoff.
+ * it), sweep under it while renewing it, release it, then record the outcome and continue in a
+ * new job if the time budget ran out first or a pause parked it. A failed sweep throws, so
+ * BullMQ retries it with backoff.
  */
 export async function processPartition(
   job: Job<PartitionData>,
   ctx: JobContext,
 ): Promise<SweepStatus> {
-  const settings = ctx.settings;
-  const { partition, partitions } = job.data;
-  const log = ctx.logger.child({ job: job.id, runId: job.data.runId, partition });
-  const lock = new PartitionLock(
-    ctx.redis,
-    // Names the id range: partition 3 of 16 and 3 of 7 are different ranges with their own locks.
-    productKey(ctx.sq, `partition-lock:${partition}-of-${partitions}`),
-    settings.SWEEP_LOCK_TTL,
-  );
-
-  if (!(await lock.acquire())) {
-    ctx.metrics.lockContention.inc();
-    ctx.metrics.partitionSweeps.inc({ outcome: 'skipped_locked' });
-    log.info('another sweep of this partition is under way; nothing to do');
-    await job.log('skipped: another sweep of this partition holds its lock');
-    return {
-      partition,
-      partitions,
-      finalized: 0,
-      chunks: 0,
-      cutoff: null,
-      durationMs: 0,
-      drained: false,
-      skipped: 'locked',
-    };
-  }
-  // When this process held the lock, by its own clock, from just after it was granted to just
-  // before it is given back: logged, so that two holders of one lock at once would show in the
-  // logs (the chaos run's overlap check reads these, and a post-mortem can too).
-  const lockHeld = { since: Date.now(), until: 0 };
-  log.debug({ partitions, lockHeld: { since: lockHeld.since } }, 'partition lock taken');
-
-  const lockLost = new AbortController();
-  const renewal = setInterval(() => {
-    lock.renew().then(
-      (held) => held || lockLost.abort(),
-      (err) => log.warn({ err }, 'partition lock renewal failed'),
-    );
-  }, settings.SWEEP_LOCK_TTL / 3);
-  // Progress and the job log reach Redis at most once a second and once at the end, sent with
-  // the next chunk's lock check instead of waited for on their own: a chunk costs one database
-  // round trip and one Redis round trip (the lock check, which must come before every chunk).
-  // They are for people watching; failing to record them does not fail the sweep.
-  type Progress = { chunks: number; finalized: number; lastChunk: number };
-  let reported = { at: performance.now(), chunks: 0, finalized: 0 };
-  let latest: Progress = { chunks: 0, finalized: 0, lastChunk: 0 };
-  let pending: Promise<unknown> = Promise.resolve();
-  const report = (p: Progress) => {
-    const from = reported;
-    reported = { at: performance.now(), chunks: p.chunks, finalized: p.finalized };
-    pending = Promise.all([
-      pending,
-      job.updateProgress(p),
-      job.log(
-        `chunks ${from.chunks + 1}-${p.chunks}: ${p.finalized - from.finalized} rows timed out (${p.finalized} in this job)`,
-      ),
-    ]).catch((err) => log.warn({ err }, 'could not record the job progress'));
-  };
-  // An operator's pause parks the job: it stops before its next chunk and continues later.
-  const park = new AbortController();
-  let parkedBy: PauseState | undefined;
-  const signal = AbortSignal.any([ctx.shutdown, lockLost.signal, park.signal]);
-  const waitedMs: WaitedMs = {};
-  const { parkedAt } = job.data;
-  if (parkedAt !== undefined)
-    ctx.gate.recordWait('paused', Math.max(0, Date.now() - parkedAt), waitedMs);
+  const log = ctx.logger.child({
+    job: job.id,
+    runId: job.data.runId,
+    partition: job.data.partition,
+  });
+  const holding = await holdPartitionLock(ctx, job.data, log);
+  if (!holding) return skipLocked(job, ctx, log);
+  const parking = new Parking();
   let status: SweepStatus;
   try {
-    status = await sweepPartition(ctx.pool, {
-      partition,
-      partitions,
+    status = await sweepUnderLock(job, ctx, holding, parking, log);
+  } finally {
+    await holding.release();
+  }
+  return finish(job, ctx, log, status, holding, parking);
+}
+
+/** Another sweep of this partition holds its lock: nothing to do. */
+async function skipLocked(
+  job: Job<PartitionData>,
+  ctx: JobContext,
+  log: Logger,
+): Promise<SweepStatus> {
+  ctx.metrics.lockContention.inc();
+  ctx.metrics.partitionSweeps.inc({ outcome: 'skipped_locked' });
+  log.info('another sweep of this partition is under way; nothing to do');
+  await job.log('skipped: another sweep of this partition holds its lock');
+  const { partition, partitions } = job.data;
+  return {
+    partition,
+    partitions,
+    finalized: 0,
+    chunks: 0,
+    cutoff: null,
+    durationMs: 0,
+    drained: false,
+    skipped: 'locked',
+  };
+}
+
+/** The sweep itself, each chunk behind the gate and the lock check; progress sent in batches. */
+async function sweepUnderLock(
+  job: Job<PartitionData>,
+  ctx: JobContext,
+  holding: PartitionLockHolding,
+  parking: Parking,
+  log: Logger,
+): Promise<SweepStatus> {
+  const { settings, gate } = ctx;
+  const progress = new ProgressBatcher(job, log);
+  const signal = AbortSignal.any([ctx.shutdown, holding.lost, parking.signal]);
+  const waitedMs: WaitedMs = {};
+  countParkedTime(gate, job.data, waitedMs);
+  try {
+    const status = await sweepPartition(ctx.pool, {
+      partition: job.data.partition,
+      partitions: job.data.partitions,
       staleAfterMs: settings.STALE_AFTER,
       chunkSize: settings.SWEEP_CHUNK_SIZE,
       timeBudgetMs: settings.SWEEP_TIME_BUDGET,
       signal,
       // The one gate before each chunk: pause, replica lag, load, pacing (src/control/).
       beforeChunk: async () => {
-        // The lock check and the gate's pause read go out together: one Redis round trip when
-        // nothing holds the chunk back. A lock lost while the gate waits aborts `signal`.
-        const renewing = Promise.all([lock.renew(), pending]);
-        const limit = await ctx.gate.beforeChunk(settings.SWEEP_CHUNK_SIZE, signal, waitedMs);
-        const [held] = await renewing;
+        // The lock check (with the progress sent since the last chunk) and the gate's pause read
+        // go out together: one Redis round trip when nothing holds the chunk back. A lock lost
+        // while the gate waits aborts `signal`. The check never rejects, so a gate that throws
+        // leaves no rejection behind it.
+        const checking = Promise.all([holding.check(), progress.sent()]);
+        const limit = await gate.beforeChunk(settings.SWEEP_CHUNK_SIZE, signal, waitedMs);
+        const [check] = await checking;
+        if ('error' in check) throw check.error;
         if (limit === null) return undefined; // stopping: the loop sees the signal
         if (typeof limit !== 'number') {
-          parkedBy = limit;
-          park.abort();
+          parking.park(limit);
           return undefined;
         }
-        if (!held) {
-          lockLost.abort();
-          throw new LockLostError();
-        }
+        if (!check.held) throw holding.markLost();
         return limit;
       },
       onChunk: async (p) => {
-        latest = p;
-        if (performance.now() - reported.at >= REPORT_EVERY_MS) report(p);
-        await ctx.gate.afterChunk(p.limit, p.lastChunk);
+        progress.chunk(p);
+        await gate.afterChunk(p.limit, p.lastChunk);
       },
     });
-    if (latest.chunks > reported.chunks) report(latest);
+    progress.flush();
+    if (Object.keys(waitedMs).length)
+      status.waitedMs = Object.fromEntries(
+        Object.entries(waitedMs).map(([reason, ms]) => [reason, Math.round(ms)]),
+      );
+    return status;
   } finally {
-    clearInterval(renewal);
-    await pending;
-    lockHeld.until = Date.now();
-    await lock
-      .release()
-      .catch((err) => log.warn({ err }, 'partition lock release failed; it expires by itself'));
+    await progress.sent();
   }
+}
 
-  if (Object.keys(waitedMs).length)
-    status.waitedMs = Object.fromEntries(
-      Object.entries(waitedMs).map(([reason, ms]) => [reason, Math.round(ms)]),
-    );
+/**
+ * Metrics and logs (with `lockHeld`, read by the chaos run's overlap check); a failed sweep
+ * throws; an unfinished one continues in a new job that any worker may take.
+ */
+async function finish(
+  job: Job<PartitionData>,
+  ctx: JobContext,
+  log: Logger,
+  status: SweepStatus,
+  holding: PartitionLockHolding,
+  parking: Parking,
+): Promise<SweepStatus> {
+  const lockHeld = holding.held;
   ctx.metrics.rowsFinalized.inc(status.finalized);
   ctx.metrics.partitionSweepDuration.observe(status.durationMs / 1000);
   // Chunks committed by earlier attempts of this job that then failed.
@@ -172,18 +148,13 @@ export async function processPartition(
     log.info({ status, lockHeld }, 'timed out audit log entries whose completion was lost');
   else log.debug({ status, lockHeld }, 'partition swept');
   ctx.metrics.partitionSweeps.inc({ outcome: status.drained ? 'drained' : 'budget_spent' });
-  // Out of time, or shutting down: the rest goes to a new job that any worker may take at once.
-  // When the lock was lost, its new holder carries on instead.
-  if (parkedBy) {
+  if (parking.by) {
     status.parked = 'paused';
-    await job.log(`paused by ${parkedBy.by}: parked before chunk ${status.chunks + 1}`);
+    await job.log(`paused by ${parking.by.by}: parked before chunk ${status.chunks + 1}`);
   }
-  if (!status.drained && !lockLost.signal.aborted)
-    await continuePartition(
-      ctx.sq,
-      job,
-      settings,
-      parkedBy ? { delayMs: parkDelay(parkedBy), parkedAt: Date.now() } : undefined,
-    );
+  // Out of time, shutting down or parked: the rest goes to a new job that any worker may take
+  // (a parked one after its delay). When the lock was lost, its new holder carries on instead.
+  if (!status.drained && !holding.lost.aborted)
+    await continuePartition(ctx.sq, job, ctx.settings, parking.continuation());
   return earlier ? { ...status, finalized: earlier + status.finalized } : status;
 }

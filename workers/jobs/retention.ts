@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
-import { readPause } from '../../src/control/pause.ts';
-import type { RetentionStatus } from '../../src/queue/jobs.ts';
-import { recordRetentionInDatabase } from '../../src/read/run-history.ts';
+import { readProductPause } from '../../src/pause.ts';
+import { recordRetentionInDatabase } from '../../src/run-history/database.ts';
 import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
+import type { RetentionStatus } from '../../src/sweep/status.ts';
 import type { JobContext } from '../job-context.ts';
 
 /** The hourly retention job: deletes completed rows older than RETENTION; failures retry. */
@@ -11,7 +11,7 @@ export async function processRetention(
   ctx: JobContext,
 ): Promise<RetentionStatus | { skipped: 'RETENTION=off' | 'paused' }> {
   if (ctx.settings.RETENTION === null) return { skipped: 'RETENTION=off' };
-  const paused = () => readPause(ctx.redis, ctx.sq).then((p) => p !== null);
+  const paused = () => readProductPause(ctx.sq, ctx.redis).then((p) => p !== null);
   // A pause stops retention too: not now, and not after the chunk under way (next hour again).
   if (await paused()) return { skipped: 'paused' };
   const startedAt = new Date().toISOString();

@@ -1,9 +1,10 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import { runJobId } from '../../src/queue/job-ids.ts';
-import type { RunData, RunSummary, WaitedMs, WaitReason } from '../../src/queue/jobs.ts';
-import { recordFinishedRun } from '../../src/queue/run-history.ts';
+import type { RunData, RunSummary } from '../../src/queue/jobs.ts';
 import { finalizedInRun, readRunChildren } from '../../src/read/run-children.ts';
-import { recordRunInDatabase } from '../../src/read/run-history.ts';
+import { recordRunInDatabase } from '../../src/run-history/database.ts';
+import { recordRunInRedis } from '../../src/run-history/redis.ts';
+import type { WaitedMs, WaitReason } from '../../src/sweep/status.ts';
 import type { JobContext } from '../job-context.ts';
 
 /**
@@ -40,7 +41,7 @@ export async function processRun(job: Job<RunData>, ctx: JobContext): Promise<Ru
   await recordRunInDatabase(ctx.pool, summary).catch((err) =>
     ctx.logger.warn({ err, runId: summary.runId }, 'could not record the run in PostgreSQL'),
   );
-  await recordFinishedRun(ctx.sq, ctx.redis, summary);
+  await recordRunInRedis(ctx.sq, ctx.redis, summary);
   ctx.metrics.sweepRuns.inc({
     outcome: summary.failedPartitions.length ? 'partial_failure' : 'success',
   });

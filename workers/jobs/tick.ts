@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
-import { readPause } from '../../src/control/pause.ts';
+import { readProductPause } from '../../src/pause.ts';
 import { abandonRun, claimOrJoinRun } from '../../src/queue/current-run.ts';
 import type { TickData, TickResult } from '../../src/queue/jobs.ts';
 import { addRunFlow } from '../../src/queue/run-flow.ts';
 import { failingPartitions } from '../../src/read/failures.ts';
-import { readRecentRuns } from '../../src/read/run-history.ts';
+import { readRecentRuns } from '../../src/run-history/database.ts';
 import type { JobContext } from '../job-context.ts';
 
 /**
@@ -14,7 +14,7 @@ import type { JobContext } from '../job-context.ts';
 export async function processTick(job: Job<TickData>, ctx: JobContext): Promise<TickResult> {
   const partitions = ctx.settings.SWEEP_PARTITIONS;
   // Paused: no new run, so ticks never pile up jobs; a run under way waits at its next chunk.
-  const paused = await readPause(ctx.redis, ctx.sq);
+  const paused = await readProductPause(ctx.sq, ctx.redis);
   if (paused) {
     ctx.logger.info({ pausedBy: paused.by }, 'sweeper paused: tick starts no run');
     return { runId: null, partitions, skipped: 'paused', pausedBy: paused.by };

@@ -1,5 +1,5 @@
-import type { Config } from './config.ts';
-import { formatDuration } from './duration.ts';
+import type { Config } from '../config.ts';
+import { formatDuration } from '../duration.ts';
 
 /**
  * The settings that decide what a worker does, as it reports them in its heartbeat: the ones

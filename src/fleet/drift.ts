@@ -1,12 +1,12 @@
 import type { Config } from '../config.ts';
+import type { WorkerHeartbeat } from './heartbeat.ts';
 import {
   FLEET_SETTINGS,
   type FleetSettingName,
   type FleetSettings,
   fleetSettingsOf,
   showSetting,
-} from '../fleet-settings.ts';
-import type { WorkerHeartbeat } from '../queue/fleet.ts';
+} from './settings.ts';
 
 /** Where the settings the overview counts with come from. */
 export type SettingsSource = 'workers' | 'last-worker' | 'own';

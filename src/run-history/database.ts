@@ -1,11 +1,12 @@
 import type { Pool } from '../db/pool.ts';
-import type { RetentionStatus, RunSummary } from '../queue/jobs.ts';
+import type { RunSummary } from '../queue/jobs.ts';
 import * as sql from '../sql/run-history.ts';
+import type { RetentionStatus } from '../sweep/status.ts';
 
 /**
- * Finished runs in PostgreSQL (table audit_sweeper_runs): the history the overview, its chart and
- * `status --runs` read, which survives a Redis that lost its data. The Redis list
- * (queue/run-history.ts) is the fallback while PostgreSQL is away.
+ * Finished runs in PostgreSQL (table audit_sweeper_runs, its statements in sql/run-history.ts):
+ * the history the overview, its chart and `status --runs` read, which survives a Redis that lost
+ * its data. The Redis list (redis.ts) is the fallback while PostgreSQL is away.
  */
 
 export async function recordRunInDatabase(pool: Pool, s: RunSummary): Promise<void> {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { FleetSettings } from '../fleet-settings.ts';
+import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import { VERSION } from '../version.ts';
-import { productKey, type SweepQueue } from './sweep-queue.ts';
+import type { FleetSettings } from './settings.ts';
 
 /**
  * The fleet: every worker process writes a heartbeat record every HEARTBEAT_EVERY_MS, a key of

@@ -1,10 +1,7 @@
-import type { WaitReason } from '../queue/jobs.ts';
+import { type ProductPause, readProductPause } from '../pause.ts';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
-import type { PauseState } from './pause.ts';
-
-export type { WaitReason };
-export const WAIT_REASONS: readonly WaitReason[] = ['paused', 'replica_lag', 'load', 'pacing'];
+import type { WaitReason } from '../sweep/status.ts';
 
 /** What one worker process's chunks were doing at its last report. */
 export type WorkerControlState = {
@@ -26,7 +23,7 @@ export type WorkerControlState = {
 export type FleetControl = {
   /** Paused wins; then throttled, if any worker is; then paced; else running. */
   state: WorkerControlState['state'];
-  pause: PauseState | null;
+  pause: ProductPause | null;
   /** Workers that reported in the last few seconds and were held back. */
   workers: WorkerControlState[];
   /** Seconds every worker together has waited, by reason, since the prefix was created. */
@@ -41,8 +38,8 @@ const waitedKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'waited-sec
 
 /** A worker's report, with the time it waited since its last one, in one round trip. */
 export async function reportWorkerState(
-  redis: RedisClient,
   sq: Pick<SweepQueue, 'prefix'>,
+  redis: RedisClient,
   state: WorkerControlState,
   waitedMs: Partial<Record<WaitReason, number>>,
 ): Promise<void> {
@@ -52,9 +49,9 @@ export async function reportWorkerState(
   await multi.exec();
 }
 
-export async function readWorkerStates(
-  redis: RedisClient,
+async function readWorkerStates(
   sq: Pick<SweepQueue, 'prefix'>,
+  redis: RedisClient,
 ): Promise<{ workers: WorkerControlState[]; waitedSeconds: FleetControl['waitedSeconds'] }> {
   const [states, waited] = await Promise.all([
     redis.hgetall(stateKey(sq)),
@@ -76,10 +73,22 @@ export async function readWorkerStates(
   return { workers: workers.sort((a, b) => a.worker.localeCompare(b.worker)), waitedSeconds };
 }
 
+/** Running, paced, throttled (by what) or paused (by whom), as the workers last reported. */
+export async function readFleetControl(
+  sq: Pick<SweepQueue, 'prefix'>,
+  redis: RedisClient,
+): Promise<FleetControl> {
+  const [pause, { workers, waitedSeconds }] = await Promise.all([
+    readProductPause(sq, redis),
+    readWorkerStates(sq, redis),
+  ]);
+  return fleetState(pause, workers, waitedSeconds);
+}
+
 const RANK = { paused: 3, throttled: 2, paced: 1, running: 0 } as const;
 
-export function fleetState(
-  pause: PauseState | null,
+function fleetState(
+  pause: ProductPause | null,
   workers: WorkerControlState[],
   waitedSeconds: FleetControl['waitedSeconds'],
 ): FleetControl {

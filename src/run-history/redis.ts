@@ -1,14 +1,17 @@
+import { releaseRunIn } from '../queue/current-run.ts';
+import { JOB_DATA, type RunSummary } from '../queue/jobs.ts';
+import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
-import { releaseRunIn } from './current-run.ts';
-import { JOB_DATA, type RunSummary } from './jobs.ts';
-import { productKey, type SweepQueue } from './sweep-queue.ts';
 
-/** The last runs' summaries, newest first, capped: the dashboard's history and chart. */
+/**
+ * The last runs' summaries in Redis, newest first, capped: the history's fallback while
+ * PostgreSQL is away (database.ts holds the history itself).
+ */
 const runHistoryKey = (sq: SweepQueue) => productKey(sq, 'run-history');
 const RUN_HISTORY_LENGTH = 500;
 
-/** Records a finished run and ends its claim, in one transaction. */
-export async function recordFinishedRun(
+/** Records a finished run in the list and ends the run's claim, in one transaction. */
+export async function recordRunInRedis(
   sq: SweepQueue,
   redis: RedisClient,
   summary: RunSummary,
@@ -25,7 +28,7 @@ export async function recordFinishedRun(
  * hand, or by a version that recorded runs it should not have) is left out, never shown as
  * `undefined`.
  */
-export async function recentRuns(
+export async function readRecentRunsFromRedis(
   sq: SweepQueue,
   redis: RedisClient,
   count = 50,
