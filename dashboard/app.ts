@@ -1,7 +1,7 @@
 import express, { type Express, Router } from 'express';
 import type { Config } from '../src/config.ts';
-import { createPool, type Pool } from '../src/db/pool.ts';
-import { probesRouter } from '../src/http/probes.ts';
+import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
+import { probesRouter, readinessCheck } from '../src/http/probes.ts';
 import type { Logger } from '../src/log.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
@@ -11,10 +11,11 @@ import type { RedisClient } from '../src/redis-client.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { admission } from './admission.ts';
 import { auditLogRouter } from './audit-log-api.ts';
-import { basicAuth, type Credentials } from './auth.ts';
+import { basicAuth, type Logins, readerLimits } from './auth.ts';
 import { bullBoardRouter } from './bull-board.ts';
 import { sameOriginOnly } from './csrf.ts';
 import { errorHandler, notFound } from './errors.ts';
+import { LoginThrottle } from './login-throttle.ts';
 import { openApiRouter } from './openapi.ts';
 import { overviewRouter } from './overview-routes.ts';
 import { partitionRetryRouter } from './partition-retry-api.ts';
@@ -26,28 +27,34 @@ export type DashboardDeps = {
     Config,
     | 'DASHBOARD_BASE_PATH'
     | 'DASHBOARD_USER'
+    | 'DASHBOARD_PUBLIC_URL'
+    | 'DASHBOARD_TRUSTED_PROXIES'
     | 'LIST_SAFETY_MARGIN'
     | 'API_POOL_SIZE'
     | 'API_MAX_QUEUED'
     | 'API_MAX_WAIT'
   > &
     OverviewSettings;
-  /** The overview, readiness and metrics' connections (see createDashboardPools). */
+  /** The overview and metrics' connections (see createDashboardPools). */
   pool: Pool;
+  /** /readyz's one connection of its own. */
+  readinessPool: Pool;
   /** The audit-log API's own connections, so that API load never starves the rest. */
   apiPool: Pool;
   /** A producer connection (connectProducer); the caller owns it, the queue and the pool. */
   redis: RedisClient;
   sq: SweepQueue;
   metrics: Metrics;
-  credentials: Credentials;
+  /** The operator's login and, when DASHBOARD_READER_PASSWORD is set, the reader's. */
+  logins: Logins;
   logger: Logger;
 };
 
 /**
  * The dashboard: overview page and its JSON, "Sweep now", Bull Board, the audit-log API and
  * the probes, all under DASHBOARD_BASE_PATH. Everything but /healthz and /readyz needs Basic
- * auth, and every state-changing request must come from the dashboard's own origin.
+ * auth (the reader's login only reads: auth.ts), and every state-changing request must come
+ * from the dashboard's own origin.
  */
 export function createDashboardApp(deps: DashboardDeps): Express {
   const base = deps.config.DASHBOARD_BASE_PATH;
@@ -56,12 +63,22 @@ export function createDashboardApp(deps: DashboardDeps): Express {
     logger,
     listSafetyMarginMs: deps.config.LIST_SAFETY_MARGIN,
   });
-  const probes = probesRouter({ pool, redis, metrics: deps.metrics, logger });
+  const probes = probesRouter({
+    readiness: readinessCheck({ pool: deps.readinessPool, redis, logger }),
+    metrics: deps.metrics,
+    logger,
+  });
 
   const router = Router();
   // Liveness and readiness stay open: orchestrators probe without credentials.
   router.get(['/healthz', '/readyz'], probes);
-  router.use(basicAuth(deps.credentials), sameOriginOnly);
+  const { logins } = deps;
+  const users = [logins.operator.user, ...(logins.reader ? [logins.reader.user] : [])];
+  router.use(
+    basicAuth(logins, new LoginThrottle(users, logger)),
+    readerLimits,
+    sameOriginOnly(deps.config.DASHBOARD_PUBLIC_URL),
+  );
   router.use(probes); // /metrics
   router.use('/queues', bullBoardRouter(sq, `${base}/queues`, `${base}/`));
   router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config, logger }));
@@ -83,6 +100,8 @@ export function createDashboardApp(deps: DashboardDeps): Express {
 
   const errors = errorHandler(logger);
   const app = express().disable('x-powered-by');
+  // req.ip is the client's address as the last trusted proxy saw it (the login back-off's key).
+  app.set('trust proxy', deps.config.DASHBOARD_TRUSTED_PROXIES || false);
   app.use(errors.recoveries);
   app.set('query parser', 'simple');
   app.use((_req, res, next) => {
@@ -90,7 +109,12 @@ export function createDashboardApp(deps: DashboardDeps): Express {
     res
       .set('X-Content-Type-Options', 'nosniff')
       .set('X-Frame-Options', 'DENY')
-      .set('Referrer-Policy', 'same-origin');
+      .set('Referrer-Policy', 'same-origin')
+      // Nothing may run or load by default; the overview and Bull Board set their own policy.
+      .set(
+        'Content-Security-Policy',
+        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+      );
     next();
   });
   app.use(base || '/', router);
@@ -100,9 +124,10 @@ export function createDashboardApp(deps: DashboardDeps): Express {
 }
 
 /**
- * The dashboard's two pools, both on DATABASE_READ_URL (DATABASE_URL when unset): the dashboard
- * only reads. The API's is its own, sized API_POOL_SIZE (admission control lets no more requests
- * run than it has connections), and every statement on it is bounded by API_STATEMENT_TIMEOUT.
+ * The dashboard's pools, all on DATABASE_READ_URL (DATABASE_URL when unset): the dashboard only
+ * reads. The API's is its own, sized API_POOL_SIZE (admission control lets no more requests run
+ * than it has connections), and every statement on it is bounded by API_STATEMENT_TIMEOUT;
+ * /readyz has one connection of its own, so that no flood of probes reaches the others.
  */
 export function createDashboardPools(config: Config, logger: Logger) {
   const url = config.DATABASE_READ_URL ?? config.DATABASE_URL;
@@ -113,6 +138,7 @@ export function createDashboardPools(config: Config, logger: Logger) {
       applicationName: 'audit-sweeper api',
       statementTimeoutMs: config.API_STATEMENT_TIMEOUT,
     }),
+    readinessPool: createReadinessPool(url, logger),
   };
 }
 

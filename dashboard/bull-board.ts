@@ -18,6 +18,27 @@ export const BULL_BOARD_DATE_FORMATS = {
 } as const;
 
 /**
+ * The Content-Security-Policy of Bull Board's pages. Scripts only from our own origin (its UI's
+ * bundles; no inline script: its config is a JSON data block, and no eval). Styles need
+ * 'unsafe-inline': its loading screen is inline styles, and its job-data editor (CodeMirror)
+ * writes generated <style> elements at run time (checked in Chromium: with hashes of the
+ * template's styles only, opening a job reports violations). It asks Google Fonts for IBM Plex
+ * (allowed, from there only; without Internet access the page falls back to the system's
+ * fonts). No framing, no form posting elsewhere, `<base>` only on our own origin (it sets one).
+ */
+export const BULL_BOARD_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com",
+  "font-src 'self' https://fonts.gstatic.com",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
  * Bull Board for both queues: runs (with their ticks and the retention job) in one, their
  * partition jobs in the other, so a run is not buried among its partitions. It has no auth of
  * its own: the app mounts it behind Basic auth and the same-origin check, which cover its write
@@ -55,6 +76,10 @@ export function bullBoardRouter(sq: SweepQueue, mountPath: string, overviewPath:
   });
   serverAdapter.setErrorHandler(bullBoardErrorAnswer);
   const router = Router();
+  router.use((_req: Request, res: Response, next) => {
+    res.set('Content-Security-Policy', BULL_BOARD_CSP);
+    next();
+  });
   router.post(
     '/api/queues/:queueName/add',
     express.json({ limit: MAX_JOB_DATA_BYTES * 2 }),

@@ -8,6 +8,7 @@ import type { RunSummary } from '../src/queue/jobs.ts';
 import type { PartitionBacklog } from '../src/read/backlog.ts';
 import { behindAfterMs } from '../src/read/health.ts';
 import type { Overview } from '../src/read/overview.ts';
+import type { Role } from './auth.ts';
 import { count, esc, time } from './html.ts';
 import { renderRunChart } from './run-chart.ts';
 
@@ -19,8 +20,9 @@ const RUNS_IN_TABLE = 20;
  * The overview, rendered on the server. The page's script re-fetches this same page to refresh
  * the #overview section, so there is one renderer and no client-side templates. Every part
  * renders from what its source gave: with Redis or PostgreSQL away, the rest still shows.
+ * The reader's page has no action (its login would get 403 for each) and says so.
  */
-export function renderOverviewPage(base: string, o: Overview): string {
+export function renderOverviewPage(base: string, o: Overview, role: Role): string {
   return `<!doctype html>
 <html lang="en" data-base="${esc(base)}">
 <head>
@@ -35,13 +37,20 @@ export function renderOverviewPage(base: string, o: Overview): string {
   <h1>audit-sweeper</h1>
   <nav>
     <a href="${esc(base)}/" aria-current="page">Overview</a>
-    <a href="${esc(base)}/queues" data-testid="bull-board-link">Bull Board</a>
+    ${role === 'operator' ? `<a href="${esc(base)}/queues" data-testid="bull-board-link">Bull Board</a>` : ''}
     <a href="${esc(base)}/metrics">Metrics</a>
     <a href="${esc(base)}/api/overview">Overview JSON</a>
   </nav>
 </header>
 <div id="refresh-status" data-testid="refresh-status" role="alert" hidden></div>
-<section class="sweep-now">
+${role === 'operator' ? renderActions(o) : READ_ONLY}
+${renderMain(o, role)}
+</body>
+</html>`;
+}
+
+function renderActions(o: Overview): string {
+  return `<section class="sweep-now">
   <button type="button" id="sweep-now" data-testid="sweep-now">Sweep now</button>
   <span class="hint">Times out every entry left incomplete for longer than ${esc(humanDuration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
   <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
@@ -52,17 +61,16 @@ export function renderOverviewPage(base: string, o: Overview): string {
   <button type="button" id="pause" data-testid="pause">Pause</button>
   <button type="button" id="resume" data-testid="resume">Resume</button>
   <div id="pause-status" data-testid="pause-status" role="status" aria-live="polite"></div>
-</section>
-${renderMain(o)}
-</body>
-</html>`;
+</section>`;
 }
 
-function renderMain(o: Overview): string {
+const READ_ONLY = `<p class="banner" data-testid="read-only">Signed in with the reader login: read-only. Sweep now, Pause, Resume, retrying a partition and Bull Board need the operator login.</p>`;
+
+function renderMain(o: Overview, role: Role): string {
   return `<main id="overview" data-generated-at="${esc(o.generatedAt)}">
 ${renderHealth(o)}
 ${renderOutages(o)}
-${renderFailures(o)}
+${renderFailures(o, role)}
 ${renderDrift(o)}
 ${renderCards(o)}
 ${renderSettings(o)}
@@ -111,15 +119,14 @@ function renderOutages(o: Overview): string {
   return banners.join('\n');
 }
 
-function renderFailures(o: Overview): string {
+function renderFailures(o: Overview, role: Role): string {
   return o.failingPartitions
     .map(
       (
         f,
       ) => `<div class="banner bad alert" data-testid="failing-partition" data-partition="${f.partition}">
 <div><strong>Partition ${f.partition} of ${f.partitions} is failing</strong> (last failed ${esc(time(f.failedAt))}, ${f.failedRuns > 1 ? `${f.failedRuns} runs in a row` : 'in its last run'}, run <code>${esc(f.runId)}</code>): <span class="error">${esc(f.error)}</span>. Until it succeeds it gets one attempt per run, so it does not hold up the other partitions.</div>
-<button type="button" class="retry" data-testid="retry-partition" data-partition="${f.partition}">Retry partition ${f.partition} now</button>
-<span class="retry-status" role="status"></span></div>`,
+${role === 'operator' ? `<button type="button" class="retry" data-testid="retry-partition" data-partition="${f.partition}">Retry partition ${f.partition} now</button>\n<span class="retry-status" role="status"></span>` : ''}</div>`,
     )
     .join('\n');
 }
@@ -226,8 +233,8 @@ function renderWorkers(o: Overview): string {
   const now = Date.parse(o.generatedAt);
   const rows = o.workers.map(
     (w) => `<tr data-testid="worker" data-worker-id="${esc(w.id)}">
-<td data-label="Host">${esc(w.host)}</td><td class="num" data-label="PID">${w.pid}</td><td data-label="Version">${esc(w.version)}</td>
-<td class="num" data-label="Concurrency">${w.concurrency}</td><td class="num" data-label="Jobs in hand" title="${esc(w.jobs.map((j) => `${j.name} ${j.id}`).join(', '))}">${w.jobsInHand}</td>
+<td data-label="Host">${esc(w.host)}</td><td class="num" data-label="PID">${esc(w.pid)}</td><td data-label="Version">${esc(w.version)}</td>
+<td class="num" data-label="Concurrency">${esc(w.concurrency)}</td><td class="num" data-label="Jobs in hand" title="${esc(w.jobs.map((j) => `${j.name} ${j.id}`).join(', '))}">${esc(w.jobsInHand)}</td>
 <td data-label="Started">${esc(time(w.startedAt))}</td><td data-label="Last heartbeat">${esc(ago(now, w.lastHeartbeat))}</td>
 <td data-label="Settings">${esc(workerSettings(w))}</td></tr>`,
   );

@@ -7,6 +7,7 @@ import {
   outageKind,
   readOverview,
 } from '../src/read/overview.ts';
+import { roleOf } from './auth.ts';
 import { renderOverviewPage } from './overview-page.ts';
 
 /**
@@ -67,7 +68,7 @@ export function overviewRouter(
       .set('Content-Security-Policy', PAGE_CSP)
       .set('Cache-Control', 'no-store')
       .type('html')
-      .send(renderOverviewPage(deps.base, overview));
+      .send(renderOverviewPage(deps.base, overview, roleOf(res)));
   });
   router.get('/api/overview', async (_req: Request, res: Response) => {
     res.set('Cache-Control', 'no-store').json(await read());

@@ -1,7 +1,6 @@
 import express, { type Request, type Response, Router } from 'express';
-import { parseDuration } from '../src/duration.ts';
 import type { Logger } from '../src/log.ts';
-import { pause, resume } from '../src/pause.ts';
+import { parsePauseFor, pause, resume } from '../src/pause.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import type { RedisClient } from '../src/redis-client.ts';
 import { sendError } from './errors.ts';
@@ -23,12 +22,13 @@ export function pauseRouter(deps: {
     const input = (req.body ?? {}) as { for?: unknown; reason?: unknown };
     let forMs: number | null = null;
     if (input.for !== undefined && input.for !== null && input.for !== '') {
-      const ms = typeof input.for === 'string' ? parseDuration(input.for) : undefined;
-      if (!ms) {
-        sendError(res, 400, 'must be a duration like 30s, 15m or 4h', 'for');
+      const parsed =
+        typeof input.for === 'string' ? parsePauseFor(input.for) : { error: 'must be a string' };
+      if ('error' in parsed) {
+        sendError(res, 400, parsed.error, 'for');
         return;
       }
-      forMs = ms;
+      forMs = parsed.ms;
     }
     if (
       input.reason !== undefined &&

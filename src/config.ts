@@ -1,4 +1,4 @@
-import { DURATION_HINT, formatDuration, parseDuration } from './duration.ts';
+import { DURATION_HINT, formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
 import { parseRedisUrl, REDIS_URL_FORMS, RedisUrlError } from './redis-url.ts';
 import { redactUrl, registerSecret, registerUrlSecret } from './secrets.ts';
@@ -23,6 +23,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** Thrown by a setting's parse when it can say what is wrong (never quoting the value). */
+class SettingReason extends Error {}
+
 type Setting<T> = {
   default: string | undefined;
   accepted: string;
@@ -42,7 +45,7 @@ function shownValue(setting: Setting<unknown>, raw: string): string {
  * fire after 1 ms when given more; PostgreSQL timestamps end in 4713 BC, so an interval
  * subtracted from now() must stay far from that.
  */
-const TIMER_MAX = 24 * 86_400_000;
+const TIMER_MAX = TIMER_MAX_MS;
 const INTERVAL_MAX = 36_500 * 86_400_000;
 
 const duration = (def: string, min: number, max: number): Setting<number> => ({
@@ -100,6 +103,25 @@ const orOff = <T>(setting: Setting<T>, def: string): Setting<T | null> => ({
   parse: (raw) => (raw === 'off' ? null : setting.parse(raw)),
 });
 
+/**
+ * Passwords shipped as placeholders (deploy/kubernetes/secret.yaml says `REPLACE-ME-…`): a
+ * deploy that forgot to replace one would run with a password anyone can read in this
+ * repository, so it is refused at start instead.
+ */
+const PLACEHOLDER_PASSWORD = /replace[-_ ]?me|change[-_ ]?me/i;
+
+const password = (): Setting<string> => ({
+  default: undefined,
+  show: 'never',
+  accepted: 'a password of at least 8 characters, not a placeholder',
+  parse: (raw) => {
+    if (raw.length < 8) throw new Error();
+    if (PLACEHOLDER_PASSWORD.test(raw))
+      throw new SettingReason('it is the placeholder shipped in the examples: set a real password');
+    return raw;
+  },
+});
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const SETTINGS = {
@@ -127,6 +149,11 @@ export const SETTINGS = {
   // The shutdown bound is 2 x SWEEP_LOCK_TTL + 10s, one timer: half the timer bound.
   SWEEP_LOCK_TTL: duration('30s', 1000, TIMER_MAX / 2),
   SWEEP_ATTEMPTS: integer('5', 1, 100),
+  // Bounds on every statement of the worker's pool: a chunk is 10-100 ms and never waits for a
+  // row (SKIP LOCKED), so it only waits this long for a table lock (DDL) before failing, and
+  // is retried, instead of holding its partition behind an ALTER TABLE for good.
+  SWEEP_LOCK_TIMEOUT: duration('5s', 100, 3_600_000),
+  SWEEP_STATEMENT_TIMEOUT: duration('60s', 1_000, 3_600_000),
   RETENTION: {
     default: '90d',
     accepted: `${DURATION_HINT}, from 1ms to ${formatDuration(INTERVAL_MAX)}, or off`,
@@ -149,17 +176,34 @@ export const SETTINGS = {
     'a path like /ops/audit with no trailing slash, or empty',
   ),
   DASHBOARD_USER: text('admin', /^[^:\s]+$/, 'a user name without ":" or spaces'),
-  DASHBOARD_PASSWORD: {
-    ...text(undefined, /^.{8,}$/, 'a password of at least 8 characters'),
-    show: 'never',
-  },
+  DASHBOARD_PASSWORD: password(),
+  // The read-only credential: the audit-log API, the overview and /metrics, no action.
+  DASHBOARD_READER_USER: text('reader', /^[^:\s]+$/, 'a user name without ":" or spaces'),
+  DASHBOARD_READER_PASSWORD: password(),
+  // The browser's origin behind a reverse proxy that rewrites Host (the same-origin check).
+  DASHBOARD_PUBLIC_URL: {
+    default: undefined,
+    accepted: 'an http:// or https:// URL such as https://ops.example.com/audit',
+    parse: (raw: string) => {
+      const u = new URL(raw);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+      return u.origin;
+    },
+  } satisfies Setting<string>,
+  // Reverse proxies in front of the dashboard, whose X-Forwarded-For names the client: the
+  // login back-off counts failures per client address, not per proxy.
+  DASHBOARD_TRUSTED_PROXIES: integer('0', 0, 10),
   WORKER_METRICS_PORT: integer('9464', 0, 65_535),
   LOG_LEVEL: text('info', new RegExp(`^(${LOG_LEVELS.join('|')})$`), LOG_LEVELS.join(', ')),
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
 /** Settings with no default: undefined when not given. */
-type Optional = 'DASHBOARD_PASSWORD' | 'DATABASE_READ_URL';
+type Optional =
+  | 'DASHBOARD_PASSWORD'
+  | 'DASHBOARD_READER_PASSWORD'
+  | 'DASHBOARD_PUBLIC_URL'
+  | 'DATABASE_READ_URL';
 export type Config = {
   [K in Exclude<keyof Settings, Optional>]: ReturnType<Settings[K]['parse']>;
 } & {
@@ -186,7 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         name,
         shownValue(setting, raw),
         setting.accepted,
-        err instanceof RedisUrlError ? err.message : undefined,
+        err instanceof RedisUrlError || err instanceof SettingReason ? err.message : undefined,
       );
     }
   }
@@ -199,6 +243,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       shownValue(SETTINGS.QUEUE_PREFIX, prefix),
       'a prefix with a hash tag such as {audit}',
       'on a Redis Cluster (REDIS_URL=redis+cluster://…) the queue keys would spread over slots',
+    );
+  if (config.DASHBOARD_READER_USER === config.DASHBOARD_USER)
+    throw new ConfigError(
+      'DASHBOARD_READER_USER',
+      shownValue(SETTINGS.DASHBOARD_READER_USER, config.DASHBOARD_READER_USER as string),
+      'a user name other than DASHBOARD_USER',
+      'the reader and the operator must be told apart by their user names',
     );
   return config as Config;
 }

@@ -3,6 +3,12 @@ const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 
 export const DURATION_HINT = 'a duration like 500ms, 30s, 15m, 4h or 90d';
 
+/**
+ * The longest delay a Node timer holds: 2^31-1 ms (about 24.8 days), rounded down to whole days.
+ * A longer one fires after 1 ms, so every duration that ends up in a timer stays below this.
+ */
+export const TIMER_MAX_MS = 24 * 86_400_000;
+
 /** Parses "500ms", "30s", "15m", "4h", "90d" into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
   const match = DURATION.exec(text.trim());
@@ -34,4 +40,20 @@ export function humanDuration(ms: number): string {
         ? [`${Math.floor(s / 3_600)} h`, `${Math.floor((s % 3_600) / 60)} min`]
         : [`${Math.floor(s / 86_400)} d`, `${Math.floor((s % 86_400) / 3_600)} h`];
   return minor.startsWith('0 ') ? major : `${major} ${minor}`;
+}
+
+/**
+ * A duration from `min` to `max` ms, or the reason it is not one (to be shown with the option or
+ * field it came from): malformed, too short, or longer than the code can honour.
+ */
+export function parseBoundedDuration(
+  text: string,
+  min: number,
+  max: number,
+): { ms: number } | { error: string } {
+  const ms = parseDuration(text);
+  const range = `from ${formatDuration(min)} to ${formatDuration(max)}`;
+  if (ms === undefined) return { error: `must be ${DURATION_HINT}, ${range}` };
+  if (ms < min || ms > max) return { error: `must be ${range}` };
+  return { ms };
 }

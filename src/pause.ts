@@ -1,3 +1,4 @@
+import { parseBoundedDuration } from './duration.ts';
 import { JobName } from './queue/jobs.ts';
 import { productKey, type SweepQueue } from './queue/sweep-queue.ts';
 import type { RedisClient } from './redis-client.ts';
@@ -25,6 +26,15 @@ export type QueueHolds = {
   /** Why nothing is taken from the queue, one sentence each, with how to end it. */
   reasons: string[];
 };
+
+/**
+ * The longest pause that ends by itself: a year. Longer is a pause until `resume` (no --for);
+ * what is refused is a number beyond any date (`--for 99999999999d` broke the date it ends).
+ */
+export const MAX_PAUSE_MS = 365 * 86_400_000;
+
+/** A pause's `for` (CLI `--for`, the dashboard's `for`): a duration from 1s to MAX_PAUSE_MS. */
+export const parsePauseFor = (text: string) => parseBoundedDuration(text, 1_000, MAX_PAUSE_MS);
 
 const pauseKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'pause');
 

@@ -1,6 +1,7 @@
-import { Cluster, type ClusterOptions, Redis, type RedisOptions, SentinelConnector } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { countConnectionError } from './connection-errors.ts';
 import type { Logger } from './log.ts';
+import { assertSentinelInternals, SentinelReconnector } from './redis-sentinel-fix.ts';
 import { describeRedisTarget, type HostPort, type RedisTarget } from './redis-url.ts';
 
 /**
@@ -18,26 +19,6 @@ export type RedisRole = 'worker' | 'producer';
 
 /** Reconnect forever, backing off to 5 s: an outage or a failover must never end the process. */
 const backoff = (attempt: number) => Math.min(attempt * 200, 5_000);
-
-/**
- * ioredis's Sentinel connector, minus a race that ends a client for good. The failover detector
- * of a lost connection stays subscribed to `+switch-master` while the client reconnects; when
- * that message arrives in the middle of the reconnect's question to the sentinels, the detector
- * aborts the reconnect, and ioredis then ends the client: every later command fails with
- * "Connection is closed.", with no retry (seen in CI after a SIGKILLed primary; ioredis#1683
- * reports pods stuck the same way). A detector has nothing left to do once its connection is
- * gone, since the reconnect asks the sentinels for the primary anyway, so it is dropped before
- * each connect. The new connection starts its own. Duplicates (BullMQ's blocking connections)
- * inherit it through the options.
- */
-class SentinelReconnector extends SentinelConnector {
-  override connect(...args: Parameters<SentinelConnector['connect']>) {
-    const self = this as unknown as { failoverDetector?: { cleanup: () => void } };
-    self.failoverDetector?.cleanup();
-    self.failoverDetector = undefined;
-    return super.connect(...args);
-  }
-}
 
 export function createRedisClient(
   target: RedisTarget,
@@ -88,6 +69,9 @@ export function createRedisClient(
       break;
     }
     case 'sentinel':
+      // Fails loudly (at start: this is where every sentinel client is made) if an ioredis
+      // upgrade changed what the fix relies on.
+      assertSentinelInternals();
       client = new Redis({
         ...perCommand,
         ...offline,

@@ -33,8 +33,18 @@ describe('loadConfig', () => {
       SWEEP_MAX_ROWS_PER_SECOND: null,
       SWEEP_MAX_REPLICA_LAG: 10_000,
       SWEEP_MAX_ACTIVE_BACKENDS: null,
+      SWEEP_LOCK_TIMEOUT: 5_000,
+      SWEEP_STATEMENT_TIMEOUT: 60_000,
+      DASHBOARD_READER_USER: 'reader',
+      DASHBOARD_TRUSTED_PROXIES: 0,
     });
     expect(config.DASHBOARD_PASSWORD).toBeUndefined();
+    // No reader login unless its password is set; no public origin unless given.
+    expect(config.DASHBOARD_READER_PASSWORD).toBeUndefined();
+    expect(config.DASHBOARD_PUBLIC_URL).toBeUndefined();
+    expect(
+      loadConfig({ DASHBOARD_PUBLIC_URL: 'https://Ops.Example.com:8443/audit/' }),
+    ).toMatchObject({ DASHBOARD_PUBLIC_URL: 'https://ops.example.com:8443' });
     expect(
       loadConfig({
         SWEEP_MAX_ROWS_PER_SECOND: '500',
@@ -178,6 +188,21 @@ describe('loadConfig', () => {
     ['SWEEP_MAX_REPLICA_LAG', 'none'],
     ['SWEEP_MAX_ACTIVE_BACKENDS', '-3'],
     ['SWEEP_MAX_ACTIVE_BACKENDS', 'busy'],
+    ['SWEEP_LOCK_TIMEOUT', '50ms'],
+    ['SWEEP_LOCK_TIMEOUT', '2h'],
+    ['SWEEP_STATEMENT_TIMEOUT', '500ms'],
+    ['SWEEP_STATEMENT_TIMEOUT', '2h'],
+    // The placeholders shipped in deploy/kubernetes/secret.yaml and the like.
+    ['DASHBOARD_PASSWORD', 'REPLACE-ME-with-a-long-random-password'],
+    ['DASHBOARD_PASSWORD', 'changeme-please'],
+    ['DASHBOARD_READER_PASSWORD', 'short'],
+    ['DASHBOARD_READER_PASSWORD', 'REPLACE-ME-too'],
+    ['DASHBOARD_READER_USER', 'admin'], // the operator's user name (DASHBOARD_USER's default)
+    ['DASHBOARD_READER_USER', 'a b'],
+    ['DASHBOARD_PUBLIC_URL', 'ops.example.com'],
+    ['DASHBOARD_PUBLIC_URL', 'ftp://ops.example.com'],
+    ['DASHBOARD_TRUSTED_PROXIES', '11'],
+    ['DASHBOARD_TRUSTED_PROXIES', 'yes'],
   ];
 
   it.each(bad)(
@@ -195,7 +220,7 @@ describe('loadConfig', () => {
       expect(e.accepted.length).toBeGreaterThan(5);
       expect(e.message).toContain(variable);
       // A secret is never echoed; everything else is, to show what was wrong.
-      if (variable === 'DASHBOARD_PASSWORD') expect(e.message).not.toContain(value);
+      if (variable.endsWith('_PASSWORD')) expect(e.message).not.toContain(value);
       else expect(e.message).toContain(JSON.stringify(value));
       expect(e.message).toContain(e.accepted);
       expect(e.message).not.toContain('\n');
@@ -258,6 +283,20 @@ describe('audit-sweeper CLI (from the sources)', () => {
   ])('%s=%s exits 2 naming the variable', async (variable, value) => {
     await expectBadSetting(variable, value);
   });
+
+  it.each(['DASHBOARD_PASSWORD', 'DASHBOARD_READER_PASSWORD'])(
+    'the placeholder password of deploy/kubernetes/secret.yaml in %s exits 2 with one line naming it, without the password',
+    async (variable) => {
+      const placeholder = 'REPLACE-ME-with-a-long-random-password';
+      const { code, output } = await runCli(['dashboard'], { [variable]: placeholder });
+      expect(code, output).toBe(2);
+      const lines = output.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(variable);
+      expect(lines[0]).toMatch(/placeholder/);
+      expect(lines[0]).not.toContain(placeholder);
+    },
+  );
 
   it('--help exits 0 and lists the commands', async () => {
     const { code, output } = await runCli(['--help'], {});

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { ENV_EXAMPLE_FILE, envExample } from '../deploy/env-example.ts';
 import { loadConfig, SETTINGS } from '../src/config.ts';
 
 /** The files a newcomer looks for: .env.example, the licence, the changelog. */
@@ -29,6 +30,10 @@ describe('.env.example', () => {
     const text = read('.env.example');
     for (const name of Object.keys(SETTINGS))
       expect(text, name).toMatch(new RegExp(`#[^\\n]*\\n(#[^\\n]*\\n)*${name}=`));
+  });
+
+  it('is what `npm run generate:env-example` makes from the code and the README', () => {
+    expect(read(ENV_EXAMPLE_FILE)).toBe(envExample(read('README.md')));
   });
 });
 

@@ -89,4 +89,59 @@ describe('audit-sweeper dashboard', () => {
       silent.close();
     }
   });
+
+  it('SIGTERM lets a request in flight finish (graceful drain), refuses new connections, then exits 0', async () => {
+    const cli = startCli(['dashboard'], {
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      QUEUE_PREFIX: prefix.prefix,
+      DASHBOARD_PORT: '0',
+      DASHBOARD_PASSWORD: 'drain the requests',
+      // The slow request below waits on a lock: it must not time out first.
+      API_STATEMENT_TIMEOUT: '1h',
+    });
+    // Holds the audit log, so that an API request stays in flight until COMMIT.
+    const locker = await db.pool.connect();
+    try {
+      const { port } = JSON.parse(await cli.waitForOutput(/dashboard listening/));
+      const origin = `http://127.0.0.1:${port}`;
+      await locker.query('BEGIN; LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE');
+      const inFlight = fetch(`${origin}/v1/audit-log?start_time=2020-01-01T00:00:00Z`, {
+        headers: { authorization: basic('admin', 'drain the requests') },
+      });
+      inFlight.catch(() => {});
+      // The API's query is waiting for the lock: the request is in flight.
+      await expect
+        .poll(async () => {
+          const { rows } = await db.pool.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'audit-sweeper api'
+                AND wait_event_type = 'Lock'`,
+          );
+          return rows[0].n;
+        })
+        .toBe(1);
+      cli.child.kill('SIGTERM');
+      await cli.waitForOutput(/shutting down/);
+      // No new connection is taken...
+      await expect
+        .poll(() =>
+          fetch(`${origin}/healthz`).then(
+            () => 'accepted',
+            () => 'refused',
+          ),
+        )
+        .toBe('refused');
+      // ...and the one in flight is answered once its query can go on.
+      await locker.query('COMMIT');
+      const res = await inFlight;
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ items: [] });
+      expect(await cli.exited, cli.output()).toBe(0);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => {});
+      locker.release();
+      cli.child.kill('SIGKILL');
+    }
+  });
 });

@@ -36,15 +36,16 @@ async function serve(databaseUrl: string): Promise<string> {
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
   const pool = createPool(databaseUrl, logger, { max: 2 });
   const metrics = createMetrics();
-  const credentials = { user: USER, password: PASSWORD };
+  const logins = { operator: { user: USER, password: PASSWORD } };
   const app = createDashboardApp({
     config,
     pool,
     apiPool: pool,
+    readinessPool: pool,
     redis,
     sq,
     metrics,
-    credentials,
+    logins,
     logger,
   });
   const server = await listen(app, 0);

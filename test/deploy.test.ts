@@ -9,8 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { DRAIN_TIMEOUT_MS } from '../src/cli/lifecycle.ts';
 import { parseSimulateOptions } from '../src/cli/simulate-options.ts';
-import { type Config, loadConfig, SETTINGS } from '../src/config.ts';
+import { shutdownTimeoutMs } from '../src/cli/worker.ts';
+import { type Config, ConfigError, loadConfig, SETTINGS } from '../src/config.ts';
 import { parseDuration } from '../src/duration.ts';
 
 /**
@@ -31,7 +33,8 @@ const IMAGE_VARIABLES = new Set(['HEALTHCHECK_PORT', 'HEALTHCHECK_PATH']);
 const defaultOf = (name: keyof typeof SETTINGS) => SETTINGS[name].default as string;
 const WORKER_PORT = Number(defaultOf('WORKER_METRICS_PORT'));
 const DASHBOARD_PORT = Number(defaultOf('DASHBOARD_PORT'));
-const LOCK_TTL_MS = SETTINGS.SWEEP_LOCK_TTL.parse(defaultOf('SWEEP_LOCK_TTL'));
+/** Time for a process to exit after its own shutdown limit, before it is killed. */
+const EXIT_MARGIN_MS = 5_000;
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML is checked field by field below.
 type Doc = any;
@@ -113,15 +116,16 @@ describe('docker-compose.yml', () => {
     expect(dashboard.depends_on.redis.condition).toBe('service_healthy');
   });
 
-  it('three workers, given longer to stop than the sweep lock lives', () => {
+  it("three workers, given longer to stop than the worker's own shutdown limit", () => {
     const { worker } = compose.services;
     expect(worker.command).toEqual(['worker']);
     expect(worker.deploy.replicas).toBe(3);
     expect(worker.ports).toBeUndefined(); // replicas cannot share a host port
-    const grace = parseDuration(worker.stop_grace_period);
-    expect(grace).toBeGreaterThan(LOCK_TTL_MS);
+    const grace = parseDuration(worker.stop_grace_period) as number;
     const config = expectValidConfig(worker.environment, 'compose worker');
-    expect(grace).toBeGreaterThan(config.SWEEP_LOCK_TTL);
+    // The code's own limit (2 x SWEEP_LOCK_TTL + 10s) with the file's SWEEP_LOCK_TTL: Docker
+    // must not kill a worker that is still handing its partition over.
+    expect(grace).toBeGreaterThanOrEqual(shutdownTimeoutMs(config) + EXIT_MARGIN_MS);
     expect(config.WORKER_METRICS_PORT).toBe(WORKER_PORT);
     // The image's health check falls back to WORKER_METRICS_PORT for workers.
     expect(worker.environment.HEALTHCHECK_PORT).toBeUndefined();
@@ -188,7 +192,13 @@ describe('deploy/kubernetes', () => {
   const service = find('Service', 'audit-sweeper-dashboard');
   const job = find('Job', 'audit-sweeper-migrate');
   const workloads = [worker, dashboard, job];
-  const settings: Record<string, string> = { ...configMap.data, ...secret.stringData };
+
+  /**
+   * The Secret as a deploy must fill it: its placeholder password is refused at start (checked
+   * below), so the settings are checked with a real one in its place.
+   */
+  const filledSecret = { ...secret.stringData, DASHBOARD_PASSWORD: 'a-real-password-1234' };
+  const settings: Record<string, string> = { ...configMap.data, ...filledSecret };
 
   /** What a container's environment resolves to, following its ConfigMap and Secret refs. */
   function containerEnv(container: Doc, where: string): Record<string, string> {
@@ -199,15 +209,20 @@ describe('deploy/kubernetes', () => {
         Object.assign(env, configMap.data);
       } else {
         expect(from.secretRef?.name, where).toBe(secret.metadata.name);
-        Object.assign(env, secret.stringData);
+        Object.assign(env, filledSecret);
       }
     }
     for (const e of container.env ?? []) {
       const ref = e.valueFrom?.secretKeyRef ?? e.valueFrom?.configMapKeyRef;
       if (ref) {
-        const source = e.valueFrom.secretKeyRef ? secret.stringData : configMap.data;
+        const source = e.valueFrom.secretKeyRef ? filledSecret : configMap.data;
         const owner = e.valueFrom.secretKeyRef ? secret : configMap;
         expect(ref.name, `${where} ${e.name}`).toBe(owner.metadata.name);
+        // An optional key (the reader's password) may be left out of the Secret.
+        if (ref.optional === true && !(ref.key in source)) {
+          expect(SETTING_NAMES, `${where} ${e.name}`).toContain(ref.key);
+          continue;
+        }
         expect(Object.keys(source), `${where} ${e.name}`).toContain(ref.key);
         env[e.name] = source[ref.key];
       } else {
@@ -243,6 +258,20 @@ describe('deploy/kubernetes', () => {
     expectValidConfig(settings, 'ConfigMap + Secret');
   });
 
+  it("the Secret's placeholder dashboard password is refused at start, naming the setting", () => {
+    const placeholder = secret.stringData.DASHBOARD_PASSWORD;
+    let error: unknown;
+    try {
+      loadConfig({ ...configMap.data, ...secret.stringData });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe('DASHBOARD_PASSWORD');
+    expect((error as ConfigError).message).toMatch(/placeholder/);
+    expect((error as ConfigError).message).not.toContain(placeholder);
+  });
+
   it('every container sets only real settings, resolved from the ConfigMap and Secret', () => {
     for (const w of workloads) {
       const where = `${w.kind} ${w.metadata.name}`;
@@ -272,9 +301,11 @@ describe('deploy/kubernetes', () => {
     expect(annotations['prometheus.io/scrape']).toBe('true');
     expect(Number(annotations['prometheus.io/port'])).toBe(WORKER_PORT);
     expect(annotations['prometheus.io/path']).toBe('/metrics');
+    // The code's own shutdown limit (2 x SWEEP_LOCK_TTL + 10s) with the ConfigMap's lock TTL:
+    // Kubernetes must not SIGKILL a worker that is still handing its partition over.
     const graceMs = podOf(worker).terminationGracePeriodSeconds * 1000;
-    expect(graceMs).toBeGreaterThan(LOCK_TTL_MS);
-    expect(graceMs).toBeGreaterThan(config.SWEEP_LOCK_TTL);
+    expect(graceMs).toBeGreaterThanOrEqual(shutdownTimeoutMs(config) + EXIT_MARGIN_MS);
+    expect(shutdownTimeoutMs(config)).toBe(2 * config.SWEEP_LOCK_TTL + 10_000);
   });
 
   it('dashboard: probes on DASHBOARD_PORT, a Service that reaches it, the password from the Secret', () => {
@@ -283,7 +314,11 @@ describe('deploy/kubernetes', () => {
     const env = containerEnv(c, 'dashboard');
     const config = expectValidConfig(env, 'dashboard');
     expect(config.DASHBOARD_PORT).toBe(DASHBOARD_PORT);
-    expect(config.DASHBOARD_PASSWORD).toBe(secret.stringData.DASHBOARD_PASSWORD);
+    expect(config.DASHBOARD_PASSWORD).toBe(filledSecret.DASHBOARD_PASSWORD);
+    // Requests in flight at SIGTERM get DRAIN_TIMEOUT_MS to finish before the pod is killed.
+    expect(podOf(dashboard).terminationGracePeriodSeconds * 1000).toBeGreaterThanOrEqual(
+      DRAIN_TIMEOUT_MS + EXIT_MARGIN_MS,
+    );
     expect(c.readinessProbe.httpGet.path).toBe('/readyz');
     expect(c.livenessProbe.httpGet.path).toBe('/healthz');
     expect(portNumber(c, c.readinessProbe.httpGet.port)).toBe(DASHBOARD_PORT);

@@ -98,6 +98,12 @@ describe('sweep --wait', () => {
   it.each([
     [['sweep', '--timeout', '10s'], '--timeout only applies with --wait'],
     [['sweep', '--wait', '--timeout', 'soon'], '--timeout must be a duration'],
+    // Longer than a timer holds (about 24.8 days): it would give up at once.
+    [['sweep', '--wait', '--timeout', '25d'], '--timeout must be from 1s to 24d'],
+    [['pause', '--for', '99999999999d'], '--for must be from 1s to 365d'],
+    [['pause', '--for', '366d'], '--for must be from 1s to 365d'],
+    [['pause', '--for', 'soon'], '--for must be a duration'],
+    [['simulate', '--duration', '25d'], 'invalid --duration "25d": must be from 1ms to 24d'],
   ])('%j exits 2 with one line', async (args, message) => {
     const { code, output } = await runCli(args, {});
     expect(code).toBe(2);

@@ -4,6 +4,7 @@ import type { RunSummary } from '../src/queue/jobs.ts';
 import type { Overview } from '../src/read/overview.ts';
 import { partitionOf } from '../src/sweep/partitions.ts';
 import {
+  basic,
   curePoison,
   type Dashboard,
   poisonedBacklog,
@@ -20,9 +21,13 @@ import { until } from './support/harness.ts';
 
 let d: Dashboard;
 let partition = -1;
+const READER_PASSWORD = 'an auditor reads';
 
 beforeAll(async () => {
-  d = await startDashboardWithWorker('partition_failures', { SWEEP_ATTEMPTS: '3' });
+  d = await startDashboardWithWorker('partition_failures', {
+    SWEEP_ATTEMPTS: '3',
+    DASHBOARD_READER_PASSWORD: READER_PASSWORD,
+  });
   const [poison] = await poisonedBacklog(d, 40, 100);
   partition = partitionOf(poison as string, 8);
 });
@@ -67,6 +72,13 @@ describe('a partition that keeps failing', () => {
     expect(html).toContain(`data-testid="failing-partition" data-partition="${partition}"`);
     expect(html).toMatch(/poisoned row/);
     expect(html).toContain(`data-testid="retry-partition" data-partition="${partition}"`);
+    // The reader sees the alert, without a button its login could not use.
+    const reader = await (
+      await d.get('/', { headers: { authorization: basic('reader', READER_PASSWORD) } })
+    ).text();
+    expect(reader).toContain(`data-testid="failing-partition" data-partition="${partition}"`);
+    expect(reader).toMatch(/poisoned row/);
+    expect(reader).not.toContain('data-testid="retry-partition"');
   });
 
   it('gets one attempt in the next runs, so it does not hold the run up with its retries', async () => {

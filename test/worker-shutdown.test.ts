@@ -40,6 +40,8 @@ describe('worker shutdown', () => {
         SWEEP_EVERY: '1h',
         SWEEP_PARTITIONS: '1',
         SWEEP_LOCK_TTL: '1s',
+        // Longer than the shutdown bound (2 x 1s + 10s), so that the chunk is still waiting.
+        SWEEP_LOCK_TIMEOUT: '1h',
         WORKER_METRICS_PORT: '0',
         RETENTION: 'off',
       });

@@ -1,7 +1,7 @@
 import { type Job, MetricsTime } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { ChunkGate } from '../src/control/gate.ts';
-import { createPool, type Pool } from '../src/db/pool.ts';
+import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
 import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/fleet/heartbeat.ts';
 import { fleetSettingsOf } from '../src/fleet/settings.ts';
 import type { Logger } from '../src/log.ts';
@@ -51,8 +51,8 @@ export type SweepWorker = {
   metrics: Metrics;
   /** Lets the chunk under way commit, releases locks, waits for active jobs; bounded. */
   close: () => Promise<void>;
-  /** For the probes. */
-  pool: Pool;
+  /** For the probes: one connection of their own, apart from the chunks'. */
+  readinessPool: Pool;
   redis: JobContext['redis'];
   /** Resolves once Redis has answered and the schedulers are upserted (may take an outage). */
   ready: Promise<void>;
@@ -93,10 +93,15 @@ export function createSweepWorker(
 ): SweepWorker {
   const redis = createRedis(config, 'worker', logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
+  // Every statement bounded: a chunk behind DDL fails and is retried instead of holding its
+  // partition (and its place in the DDL's lock queue) for as long as the DDL takes.
   const pool = createPool(config.DATABASE_URL, logger, {
     max: config.SWEEP_CONCURRENCY + 2,
     applicationName: 'audit-sweeper worker',
+    statementTimeoutMs: config.SWEEP_STATEMENT_TIMEOUT,
+    lockTimeoutMs: config.SWEEP_LOCK_TIMEOUT,
   });
+  const readinessPool = createReadinessPool(config.DATABASE_URL, logger);
   // The backlog gauges only read: from DATABASE_READ_URL when there is one.
   const gaugePool = config.DATABASE_READ_URL
     ? createPool(config.DATABASE_READ_URL, logger, {
@@ -264,7 +269,7 @@ export function createSweepWorker(
 
   return {
     metrics,
-    pool,
+    readinessPool,
     redis,
     ready,
     close: async () => {
@@ -282,6 +287,7 @@ export function createSweepWorker(
       await closeSweepQueue(sq);
       await pool.end();
       if (gaugePool !== pool) await gaugePool.end();
+      await readinessPool.end();
       redis.disconnect();
     },
   };

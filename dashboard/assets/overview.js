@@ -161,27 +161,29 @@
       });
   }
 
-  button.addEventListener('click', () => {
-    button.disabled = true;
-    show('Requesting a sweep…', 'busy');
-    fetch(`${base}/api/sweeps`, { method: 'POST', headers: { accept: 'application/json' } })
-      .then((res) =>
-        res.json().then((body) => {
-          if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
-          return body;
-        }),
-      )
-      .then((body) => {
-        sessionStorage.setItem(KEY, body.tickJobId);
-        poll(body.tickJobId);
-      })
-      .catch((err) => {
-        show(`Sweep request failed: ${err.message}`, 'bad');
-      })
-      .finally(() => {
-        button.disabled = false;
-      });
-  });
+  // The reader's page has no actions: nothing to wire up.
+  if (button)
+    button.addEventListener('click', () => {
+      button.disabled = true;
+      show('Requesting a sweep…', 'busy');
+      fetch(`${base}/api/sweeps`, { method: 'POST', headers: { accept: 'application/json' } })
+        .then((res) =>
+          res.json().then((body) => {
+            if (!res.ok) throw new Error(body.error?.message || `HTTP ${res.status}`);
+            return body;
+          }),
+        )
+        .then((body) => {
+          sessionStorage.setItem(KEY, body.tickJobId);
+          poll(body.tickJobId);
+        })
+        .catch((err) => {
+          show(`Sweep request failed: ${err.message}`, 'bad');
+        })
+        .finally(() => {
+          button.disabled = false;
+        });
+    });
 
   // "Retry partition N now": the alert's button (in the refreshed section, hence delegation).
   document.addEventListener('click', (event) => {
@@ -259,7 +261,7 @@
       control('/api/resume');
     });
 
-  const pending = sessionStorage.getItem(KEY);
+  const pending = button ? sessionStorage.getItem(KEY) : null;
   if (pending) poll(pending);
   setInterval(refresh, 5000);
 })();

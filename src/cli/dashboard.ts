@@ -39,7 +39,7 @@ export async function startDashboardService(
   logger: Logger,
   options: { metrics?: Metrics } = {},
 ) {
-  const credentials = resolveCredentials(config, logger);
+  const logins = resolveCredentials(config, logger);
   // A REDIS_URL of the wrong topology is a bad setting (exit 2). A Redis that does not answer is
   // an outage: the dashboard starts anyway (its probes, the audit-log API and what PostgreSQL can
   // tell work without it) and the connection keeps trying in the background.
@@ -62,27 +62,43 @@ export async function startDashboardService(
     new Promise((r) => setTimeout(r, REDIS_WAIT_AT_START_MS).unref()),
   ]);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
-  const { pool, apiPool } = createDashboardPools(config, logger);
+  const { pool, apiPool, readinessPool } = createDashboardPools(config, logger);
   const metrics = options.metrics ?? createDashboardMetrics({ pool, sq, redis, config, logger });
   const app = createDashboardApp({
     config,
     pool,
     apiPool,
+    readinessPool,
     redis,
     sq,
     metrics,
-    credentials,
+    logins,
     logger,
   });
   const server = await listen(app, config.DASHBOARD_PORT);
   const { port } = server.address() as AddressInfo;
-  logger.info({ port, basePath: config.DASHBOARD_BASE_PATH || '/' }, 'dashboard listening');
+  logger.info(
+    {
+      port,
+      basePath: config.DASHBOARD_BASE_PATH || '/',
+      operator: logins.operator.user,
+      reader: logins.reader?.user ?? null,
+      publicUrl: config.DASHBOARD_PUBLIC_URL ?? null,
+      trustedProxies: config.DASHBOARD_TRUSTED_PROXIES,
+    },
+    'dashboard listening',
+  );
   return {
     port,
     metrics,
     close: async () => {
       await closeServer(server);
-      await Promise.allSettled([closeSweepQueue(sq), pool.end(), apiPool.end()]);
+      await Promise.allSettled([
+        closeSweepQueue(sq),
+        pool.end(),
+        apiPool.end(),
+        readinessPool.end(),
+      ]);
       redis.disconnect();
     },
   };

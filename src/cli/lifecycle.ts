@@ -1,11 +1,28 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Express } from 'express';
 import type { Logger } from '../log.ts';
 
-/** Starts an HTTP server and resolves once it listens. */
+/** How long requests in flight at shutdown get to finish before their connections are cut. */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
+const draining = new WeakSet<Server>();
+const inFlight = new WeakMap<Server, Set<ServerResponse>>();
+
+/** Starts an HTTP server and resolves once it listens; closeServer drains it. */
 export async function listen(app: Express, port: number): Promise<Server> {
   const server = app.listen(port);
+  const answering = new Set<ServerResponse>();
+  inFlight.set(server, answering);
+  server.on('request', (_req, res: ServerResponse) => {
+    answering.add(res);
+    if (draining.has(server)) res.shouldKeepAlive = false;
+    res.on('close', () => {
+      answering.delete(res);
+      // Its keep-alive connection is idle now: close it, so the server can finish closing.
+      if (draining.has(server)) setImmediate(() => server.closeIdleConnections());
+    });
+  });
   await once(server, 'listening');
   return server;
 }
@@ -55,7 +72,21 @@ export function waitForSignal(): Promise<string> {
   );
 }
 
-export async function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+/**
+ * A graceful close: stop accepting connections, close the idle keep-alive ones, let the requests
+ * in flight finish (each answer says `Connection: close` if it can still say so, and its
+ * connection is closed once it is sent), and after `drainMs` cut whatever is left.
+ */
+export async function closeServer(server: Server, drainMs = DRAIN_TIMEOUT_MS): Promise<void> {
+  draining.add(server);
+  for (const res of inFlight.get(server) ?? [])
+    if (!res.headersSent) res.setHeader('Connection', 'close');
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const cut = setTimeout(() => server.closeAllConnections(), drainMs);
+  try {
+    await closed;
+  } finally {
+    clearTimeout(cut);
+  }
 }

@@ -1,8 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import type { Config } from '../config.ts';
-import { parseDuration } from '../duration.ts';
 import { createLogger } from '../log.ts';
-import { pause } from '../pause.ts';
+import { parsePauseFor, pause } from '../pause.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import { type OptionValues, UsageError } from './options.ts';
@@ -13,9 +12,15 @@ import { type OptionValues, UsageError } from './options.ts';
  * waits. The state is in Redis, so it outlives every process; `--for` ends it by itself.
  */
 export async function run(config: Config, options: OptionValues): Promise<number> {
-  const forMs = options.for === undefined ? null : parseDuration(String(options.for));
-  if (forMs === undefined || forMs === 0)
-    throw new UsageError(`--for must be a duration like 30s, 15m or 4h, got "${options.for}"`);
+  let forMs: number | null = null;
+  if (options.for !== undefined) {
+    const parsed = parsePauseFor(String(options.for));
+    if ('error' in parsed)
+      throw new UsageError(
+        `--for ${parsed.error} (for longer, pause until \`audit-sweeper resume\`), got "${options.for}"`,
+      );
+    forMs = parsed.ms;
+  }
   const reason = options.reason === undefined ? null : String(options.reason);
   if (reason !== null && reason.length > 500)
     throw new UsageError('--reason must be at most 500 characters');

@@ -1,4 +1,4 @@
-import { DURATION_HINT, parseDuration } from '../duration.ts';
+import { parseBoundedDuration, TIMER_MAX_MS } from '../duration.ts';
 import { parseWholeNumber } from '../numbers.ts';
 import { type OptionValues, parseOptions } from './options.ts';
 
@@ -54,11 +54,12 @@ export function checkSimulateOptions(given: OptionValues): SimulateOptions | str
     options.crashRatio = crashRatio;
   }
   if (values.duration !== undefined) {
-    const ms = parseDuration(values.duration);
-    if (ms === undefined || ms <= 0) {
-      return `invalid --duration ${JSON.stringify(values.duration)}: expected ${DURATION_HINT}`;
+    // One timer ends the run: longer than a timer holds, it would end at once.
+    const parsed = parseBoundedDuration(values.duration, 1, TIMER_MAX_MS);
+    if ('error' in parsed) {
+      return `invalid --duration ${JSON.stringify(values.duration)}: ${parsed.error}`;
     }
-    options.durationMs = ms;
+    options.durationMs = parsed.ms;
   }
   if (values.seed !== undefined) {
     const seed = parseWholeNumber(values.seed, 0, 0xffffffff);

@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { DURATION_HINT, formatDuration, parseDuration } from '../duration.ts';
+import { formatDuration, parseBoundedDuration, TIMER_MAX_MS } from '../duration.ts';
 import { createLogger } from '../log.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { requestSweep, SweepTimeoutError, waitForSweep } from '../queue/request-sweep.ts';
@@ -22,12 +22,15 @@ export const EXIT_TIMEOUT = 3;
 export async function run(config: Config, options: OptionValues): Promise<number> {
   if (options.timeout !== undefined && !options.wait)
     throw new UsageError('--timeout only applies with --wait');
-  const timeoutText = String(options.timeout ?? DEFAULT_TIMEOUT);
-  const timeoutMs = parseDuration(timeoutText);
-  if (timeoutMs === undefined || timeoutMs < 1_000)
-    throw new UsageError(
-      `--timeout must be ${DURATION_HINT} of at least 1s, got "${options.timeout}"`,
-    );
+  // The wait is one timer: longer than a timer holds, it would give up at once.
+  const timeout = parseBoundedDuration(
+    String(options.timeout ?? DEFAULT_TIMEOUT),
+    1_000,
+    TIMER_MAX_MS,
+  );
+  if ('error' in timeout)
+    throw new UsageError(`--timeout ${timeout.error}, got "${options.timeout}"`);
+  const timeoutMs = timeout.ms;
   const logger = createLogger(config.LOG_LEVEL, 'sweep');
   const redis = await connectProducer(config, logger);
   const sq = createSweepQueue(redis, config.QUEUE_PREFIX);

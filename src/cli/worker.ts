@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { createSweepWorker } from '../../workers/sweep-worker.ts';
 import type { Config } from '../config.ts';
-import { probeErrorHandler, probesRouter } from '../http/probes.ts';
+import { probeErrorHandler, probesRouter, readinessCheck } from '../http/probes.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { refuseWrongRedisTopology } from '../queue/connection.ts';
@@ -53,7 +53,13 @@ export async function startWorkerService(
   const sweeper = createSweepWorker(config, logger, { metrics: options.metrics });
   const app = express()
     .disable('x-powered-by')
-    .use(probesRouter({ ...sweeper, logger }))
+    .use(
+      probesRouter({
+        readiness: readinessCheck({ pool: sweeper.readinessPool, redis: sweeper.redis, logger }),
+        metrics: sweeper.metrics,
+        logger,
+      }),
+    )
     .use(probeErrorHandler(logger));
   const server = await listen(app, config.WORKER_METRICS_PORT);
   logger.info({ port: (server.address() as AddressInfo).port }, 'probes and metrics listening');

@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
 import * as sql from '../sql/migrations.ts';
@@ -6,7 +7,33 @@ import { nameConnectionError } from './pool.ts';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
-export type Migration = { version: number; name: string; sql: string };
+export type Migration = {
+  version: number;
+  name: string;
+  sql: string;
+  /** False for a migration marked `-- migrate: no-transaction` (see NO_TRANSACTION). */
+  transactional: boolean;
+};
+
+/**
+ * A migration whose leading comments hold `-- migrate: no-transaction` runs outside a
+ * transaction, as one statement: what `CREATE INDEX CONCURRENTLY` needs, which builds an index
+ * without blocking the application's writes (a plain CREATE INDEX holds them for the whole
+ * build, minutes on a large table). Such a migration should be safe to run again
+ * (`IF NOT EXISTS`): it is recorded only after it has run.
+ */
+const NO_TRANSACTION = /^(?:\s*--[^\n]*\n)*?\s*--\s*migrate:\s*no-transaction\b/;
+
+/** Index names a concurrent build in this SQL creates. */
+const concurrentIndexes = (text: string) =>
+  [
+    ...text.matchAll(
+      /CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"?(\w+)"?/gi,
+    ),
+  ].map((m) => m[1] as string);
+
+/** While another process holds the migrations' lock, how often to ask for it again. */
+const LOCK_RETRY_MS = 250;
 export type MigrateResult = { applied: string[]; current: number };
 
 /** The numbered .sql files beside this module, in order: 001_name.sql, 002_name.sql, ... */
@@ -16,15 +43,21 @@ export async function loadMigrations(): Promise<Migration[]> {
     files.map(async (file) => ({
       version: Number.parseInt(file, 10),
       name: file.replace(/\.sql$/, ''),
-      sql: await readFile(new URL(file, MIGRATIONS_DIR), 'utf8'),
+      ...(await readFile(new URL(file, MIGRATIONS_DIR), 'utf8').then((text) => ({
+        sql: text,
+        transactional: !NO_TRANSACTION.test(text),
+      }))),
     })),
   );
 }
 
 /**
- * Applies every pending migration, each in its own transaction. Pods may all run this at the
- * same moment: a session advisory lock lets one apply while the others wait, then find nothing
- * left to do. A database that does not exist yet is created first.
+ * Applies every pending migration, each in its own transaction (or none: NO_TRANSACTION). Pods
+ * may all run this at the same moment: a session advisory lock lets one apply while the others
+ * wait, then find nothing left to do. They wait by asking again every LOCK_RETRY_MS, not inside
+ * pg_advisory_lock: a session waiting in a statement holds a snapshot, which a concurrent index
+ * build waits for, while the waiter waits for the builder's lock (a deadlock PostgreSQL breaks
+ * by cancelling one of them). A database that does not exist yet is created first.
  */
 export async function migrate(databaseUrl: string, logger: Logger): Promise<MigrateResult> {
   await createDatabaseIfMissing(databaseUrl, logger);
@@ -36,20 +69,20 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
     throw nameConnectionError(err, databaseUrl);
   });
   try {
-    await sql.lockMigrations(client);
+    for (let waited = false; !(await sql.tryLockMigrations(client)); waited = true) {
+      if (!waited) logger.info('another process is migrating this database: waiting for it');
+      await sleep(LOCK_RETRY_MS);
+    }
     await sql.createMigrationsTable(client);
     const done = await sql.appliedMigrations(client);
     const applied: string[] = [];
     let current = Math.max(0, ...done);
     for (const migration of await loadMigrations()) {
       if (done.has(migration.version)) continue;
-      await client.query('BEGIN');
       try {
-        await client.query(migration.sql);
-        await sql.recordMigration(client, migration);
-        await client.query('COMMIT');
+        if (migration.transactional) await applyInTransaction(client, migration);
+        else await applyOutsideTransaction(client, migration, logger);
       } catch (err) {
-        await client.query('ROLLBACK');
         throw new Error(`migration ${migration.name} failed: ${(err as Error).message}`, {
           cause: err,
         });
@@ -63,6 +96,40 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
     await sql.unlockMigrations(client).catch(() => {});
     await client.end();
   }
+}
+
+async function applyInTransaction(client: pg.Client, migration: Migration): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(migration.sql);
+    await sql.recordMigration(client, migration);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * A concurrent index build that failed (cancelled, a lost connection, a deadlock) leaves its
+ * index behind, INVALID: never used by queries, yet updated by every write, and `IF NOT EXISTS`
+ * would keep it. So the indexes this migration builds that are INVALID are dropped first (also
+ * without blocking writes), and built again.
+ */
+async function applyOutsideTransaction(
+  client: pg.Client,
+  migration: Migration,
+  logger: Logger,
+): Promise<void> {
+  for (const index of await sql.invalidIndexes(client, concurrentIndexes(migration.sql))) {
+    logger.warn(
+      { migration: migration.name, index },
+      'dropping an index left invalid by an earlier failed build, to build it again',
+    );
+    await sql.dropIndexConcurrently(client, index);
+  }
+  await client.query(migration.sql);
+  await sql.recordMigration(client, migration);
 }
 
 async function createDatabaseIfMissing(databaseUrl: string, logger: Logger): Promise<void> {

@@ -11,7 +11,12 @@ export type Pool = pg.Pool;
 export function createPool(
   connectionString: string,
   logger: Logger,
-  options: { max?: number; applicationName?: string; statementTimeoutMs?: number } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    statementTimeoutMs?: number;
+    lockTimeoutMs?: number;
+  } = {},
 ): Pool {
   const pool = new NamedErrorsPool({
     connectionString,
@@ -21,6 +26,7 @@ export function createPool(
     idleTimeoutMillis: 30_000,
     // Set by the server for every statement of the session: it bounds lock waits too.
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
   });
   pool.on('error', (err) => {
     countConnectionError('postgres');
@@ -28,6 +34,17 @@ export function createPool(
   });
   return pool;
 }
+
+/**
+ * The one connection of a readiness check (src/http/probes.ts), apart from every other pool:
+ * probes never wait for the connections that serve pages, the API or the sweep, nor hold them.
+ */
+export const createReadinessPool = (connectionString: string, logger: Logger): Pool =>
+  createPool(connectionString, logger, {
+    max: 1,
+    applicationName: 'audit-sweeper readiness',
+    statementTimeoutMs: 2_000,
+  });
 
 /**
  * Says which server and setting a connection error is about: a bare "connect ECONNREFUSED
@@ -85,3 +102,6 @@ export function isTransientDatabaseError(err: unknown): boolean {
 /** A statement cancelled by statement_timeout (or by an operator's pg_cancel_backend). */
 export const isCancelledStatement = (err: unknown) =>
   (err as { code?: unknown } | null)?.code === '57014';
+
+/** A lock not granted within lock_timeout (55P03: lock_not_available). */
+export const isLockTimeout = (err: unknown) => (err as { code?: unknown } | null)?.code === '55P03';

@@ -39,7 +39,9 @@ export function effectiveSettings(
   if (workers?.length) {
     const settings = { ...workers[workers.length - 1]?.settings } as Record<string, unknown>;
     for (const key of KEYS) {
-      const values = workers.map((w) => w.settings[key]);
+      // A worker of an older version may not report a newer setting: it has no say in it.
+      const values = workers.map((w) => w.settings[key]).filter((v) => v !== undefined);
+      if (values.length === 0) continue;
       settings[key] =
         key === 'STALE_AFTER' ? Math.min(...(values as number[])) : mostCommon(values);
     }
@@ -78,7 +80,8 @@ export function settingsDrift(
       const shown = showSetting(key, value);
       groups.set(shown, [...(groups.get(shown) ?? []), who]);
     };
-    for (const w of workers) add(w.settings[key], processName(w));
+    for (const w of workers)
+      if (w.settings[key] !== undefined) add(w.settings[key], processName(w));
     const betweenWorkers = groups.size > 1;
     add(mine[key], reader);
     if (groups.size > 1)

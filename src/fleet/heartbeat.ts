@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { z } from 'zod';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
 import { VERSION } from '../version.ts';
@@ -30,6 +31,51 @@ export type WorkerHeartbeat = {
   jobsInHand: number;
   jobs: { id: string; name: string }[];
 };
+
+/**
+ * What a heartbeat must look like to be believed. Anything with access to Redis can write one,
+ * and its fields reach the overview, `status` and the backlog's cutoff: a record that does not
+ * fit (markup where a number belongs, a STALE_AFTER that is no duration) is no worker of ours
+ * and is left out. Settings added in later versions are optional, so a rolling upgrade's older
+ * workers still count.
+ */
+const ms = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const SETTINGS_SCHEMA = z.object({
+  STALE_AFTER: ms.min(1),
+  SWEEP_EVERY: ms.min(1),
+  SWEEP_PARTITIONS: z.number().int().min(1).max(1_000_000),
+  SWEEP_CHUNK_SIZE: z.number().int().min(1),
+  SWEEP_TIME_BUDGET: ms,
+  SWEEP_LOCK_TTL: ms,
+  SWEEP_ATTEMPTS: z.number().int().min(1),
+  SWEEP_LOCK_TIMEOUT: ms.optional(),
+  SWEEP_STATEMENT_TIMEOUT: ms.optional(),
+  RETENTION: ms.nullable(),
+  DATABASE: z.string().max(1_000),
+});
+const text = z.string().max(1_000);
+const HEARTBEAT_SCHEMA = z.object({
+  id: text,
+  host: text,
+  pid: z.number().int().nonnegative(),
+  version: text,
+  concurrency: z.number().int().min(1).max(1_000),
+  settings: SETTINGS_SCHEMA,
+  startedAt: z.iso.datetime(),
+  lastHeartbeat: z.iso.datetime(),
+  jobsInHand: z.number().int().nonnegative(),
+  jobs: z.array(z.object({ id: text, name: text })).max(1_000),
+});
+
+/** The record, if it is a heartbeat as workers write them; undefined otherwise. */
+export function parseHeartbeat(raw: string): WorkerHeartbeat | undefined {
+  try {
+    const parsed = HEARTBEAT_SCHEMA.safeParse(JSON.parse(raw));
+    return parsed.success ? (parsed.data as WorkerHeartbeat) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const indexKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'workers');
 const recordKey = (sq: Pick<SweepQueue, 'prefix'>, id: string) => productKey(sq, `worker:${id}`);
@@ -113,8 +159,7 @@ export async function readHeartbeats(
   // Expired records: the process stopped heartbeating. Best effort; the next reader tries again.
   if (gone.length) await redis.zrem(indexKey(sq), ...gone).catch(() => {});
   return records
-    .filter((r): r is string => r !== null)
-    .map((r) => JSON.parse(r) as WorkerHeartbeat)
+    .flatMap((r) => (r === null ? [] : (parseHeartbeat(r) ?? [])))
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
@@ -124,5 +169,11 @@ export async function readLastWorkerSettings(
   redis: RedisClient,
 ): Promise<FleetSettings | null> {
   const raw = await redis.get(lastSettingsKey(sq));
-  return raw ? (JSON.parse(raw) as FleetSettings) : null;
+  if (!raw) return null;
+  try {
+    const parsed = SETTINGS_SCHEMA.safeParse(JSON.parse(raw));
+    return parsed.success ? (parsed.data as FleetSettings) : null;
+  } catch {
+    return null;
+  }
 }

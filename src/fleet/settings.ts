@@ -13,6 +13,8 @@ export const FLEET_SETTINGS = [
   'SWEEP_TIME_BUDGET',
   'SWEEP_LOCK_TTL',
   'SWEEP_ATTEMPTS',
+  'SWEEP_LOCK_TIMEOUT',
+  'SWEEP_STATEMENT_TIMEOUT',
   'RETENTION',
 ] as const;
 export type FleetSettingName = (typeof FLEET_SETTINGS)[number];

@@ -3,8 +3,13 @@ import type { Queryable } from './fragments.ts';
 /** Serializes `migrate` across pods; the number is arbitrary but fixed. */
 const MIGRATION_LOCK_KEY = 7_140_512_093;
 
-export async function lockMigrations(db: Queryable): Promise<void> {
-  await db.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+/** Takes the migrations' lock if it is free; never waits in the database (see migrate.ts). */
+export async function tryLockMigrations(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ locked: boolean }>(
+    'SELECT pg_try_advisory_lock($1) AS locked',
+    [MIGRATION_LOCK_KEY],
+  );
+  return rows[0]?.locked === true;
 }
 
 export async function unlockMigrations(db: Queryable): Promise<void> {
@@ -40,4 +45,19 @@ export async function recordMigration(
 /** CREATE DATABASE takes no parameters: the name is quoted as an identifier instead. */
 export async function createDatabase(db: Queryable, name: string): Promise<void> {
   await db.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
+}
+
+/** Of these index names (in the search path), those left INVALID by a failed concurrent build. */
+export async function invalidIndexes(db: Queryable, names: string[]): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE NOT i.indisvalid AND c.relname = ANY($1::text[]) AND pg_table_is_visible(c.oid)`,
+    [names],
+  );
+  return rows.map((r) => r.name);
+}
+
+/** Drops an index without blocking writes to its table (outside any transaction). */
+export async function dropIndexConcurrently(db: Queryable, name: string): Promise<void> {
+  await db.query(`DROP INDEX CONCURRENTLY IF EXISTS "${name.replaceAll('"', '""')}"`);
 }

@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool.ts';
+import { isCancelledStatement, isLockTimeout, type Pool } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
 import { finalizeStaleChunk, staleCutoff } from '../sql/sweep.ts';
 import { partitionRange } from './partitions.ts';
@@ -72,8 +72,22 @@ export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Prom
       if (performance.now() - started >= o.timeBudgetMs) break;
     }
   } catch (err) {
-    status.error = errorMessage(err);
+    status.error = describeSweepError(err);
   }
   status.durationMs = Math.round(performance.now() - started);
   return status;
+}
+
+/**
+ * The worker's pool bounds every statement (SWEEP_LOCK_TIMEOUT, SWEEP_STATEMENT_TIMEOUT): a
+ * chunk stuck behind DDL fails, lets its partition go and is retried. Its error says which
+ * bound it hit and what usually causes it, not only PostgreSQL's words.
+ */
+function describeSweepError(err: unknown): string {
+  const message = errorMessage(err);
+  if (isLockTimeout(err))
+    return `waited longer than SWEEP_LOCK_TIMEOUT for a lock on audit_log (DDL such as ALTER TABLE, or a LOCK TABLE, holds it); retried later: ${message}`;
+  if (isCancelledStatement(err))
+    return `a statement ran longer than SWEEP_STATEMENT_TIMEOUT (or an operator cancelled it); retried later: ${message}`;
+  return message;
 }
