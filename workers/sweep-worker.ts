@@ -1,6 +1,7 @@
 import { type Job, MetricsTime } from 'bullmq';
 import type { Config } from '../src/config.ts';
 import { ChunkGate } from '../src/control/gate.ts';
+import { applyStreamCap } from '../src/control/streams.ts';
 import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
 import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/fleet/heartbeat.ts';
 import { fleetSettingsOf } from '../src/fleet/settings.ts';
@@ -33,6 +34,8 @@ type Processor = (job: Job<any>, ctx: JobContext) => Promise<unknown>;
 
 /** A queue with jobs due and this process's Worker for it idle this long: replace the Worker. */
 const FETCH_STUCK_AFTER_MS = 15_000;
+/** How often each worker writes SWEEP_MAX_STREAMS to Redis again (besides start and reconnects). */
+const STREAM_CAP_RESYNC_MS = 5_000;
 
 /**
  * Which function processes each job name, per queue: one file per job kind, under jobs/. A job
@@ -227,11 +230,19 @@ export function createSweepWorker(
       trimFinishedJobs(sq).catch((err) =>
         logger.warn({ err }, 'could not trim finished jobs; will retry'),
       ),
+      applyStreamCap(sq.partitions, config.SWEEP_MAX_STREAMS).catch((err) =>
+        logger.warn({ err }, 'could not set SWEEP_MAX_STREAMS on the partition queue; will retry'),
+      ),
     ]);
   // Again on every reconnect (Redis may have restarted empty) and now and then in case a
   // scheduler was removed by hand.
   redis.on('ready', ensureSchedulers);
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
+  // SWEEP_MAX_STREAMS comes back this soon after a Redis that lost it (failover, flush).
+  const capResync = setInterval(
+    () => applyStreamCap(sq.partitions, config.SWEEP_MAX_STREAMS).catch(() => {}),
+    STREAM_CAP_RESYNC_MS,
+  );
   let started = false;
   let heartbeat: Heartbeat | undefined;
   const ready = (async () => {
@@ -274,6 +285,7 @@ export function createSweepWorker(
     ready,
     close: async () => {
       clearInterval(resync);
+      clearInterval(capResync);
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
       for (const s of slots) s.stopWatching();

@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { readStreams, type Streams } from '../control/streams.ts';
 import type { Pool } from '../db/pool.ts';
 import { type FleetControl, readFleetControl } from '../fleet/control-state.ts';
 import {
@@ -63,6 +64,8 @@ export type Overview = {
   /** Running, paced, throttled or paused, and the limits as this reader's settings say; null when Redis did not answer. */
   control:
     | (FleetControl & {
+        /** Partition sweeps running now in the whole fleet, and SWEEP_MAX_STREAMS as Redis holds it. */
+        streams: Streams;
         limits: {
           maxRowsPerSecond: number | null;
           maxReplicaLagMs: number | null;
@@ -104,7 +107,7 @@ export async function readOverview(
   const readQueueSide = () =>
     sq && redis
       ? attempt('redis', from, async () => {
-          const [workers, lastWorker, pause, schedulers, currentRunId, history, control] =
+          const [workers, lastWorker, pause, schedulers, currentRunId, history, control, streams] =
             await Promise.all([
               readHeartbeats(sq, redis),
               readLastWorkerSettings(sq, redis),
@@ -113,6 +116,7 @@ export async function readOverview(
               currentRun(sq, redis),
               readRecentRunsFromRedis(sq, redis, runs),
               readFleetControl(sq, redis),
+              readStreams(sq.partitions),
             ]);
           // CLIENT LIST may be refused (managed Redis): that is no outage.
           const bullmq = await sq.queue.getWorkers().catch(() => null);
@@ -124,7 +128,7 @@ export async function readOverview(
             schedulers,
             currentRunId,
             history,
-            control,
+            control: { ...control, streams },
             bullmqWorkers: bullmqWorkers?.length ?? null,
           };
         })
