@@ -1,5 +1,6 @@
 import { type Job, MetricsTime } from 'bullmq';
 import type { Config } from '../src/config.ts';
+import { ImpactSampler, MAX_RATE } from '../src/control/adaptive.ts';
 import { ChunkGate } from '../src/control/gate.ts';
 import { applyStreamCap } from '../src/control/streams.ts';
 import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
@@ -138,6 +139,27 @@ export function createSweepWorker(
     gate: new ChunkGate({ redis, sq, pool, logger, metrics, settings: config }),
     shutdown: shutdown.signal,
   };
+
+  // The adaptive throttle's probe, on a connection of its own (never behind the chunks).
+  const probePool =
+    config.SWEEP_IMPACT_TARGET === null
+      ? null
+      : createPool(config.DATABASE_URL, logger, {
+          max: 1,
+          applicationName: 'audit-sweeper probe',
+          statementTimeoutMs: 10_000,
+        });
+  const sampler =
+    probePool && config.SWEEP_IMPACT_TARGET !== null
+      ? new ImpactSampler({
+          redis,
+          sq,
+          probePool,
+          logger,
+          target: config.SWEEP_IMPACT_TARGET,
+          ceiling: config.SWEEP_MAX_ROWS_PER_SECOND ?? MAX_RATE,
+        })
+      : null;
 
   const repeats = new RepeatedErrors(logger);
   // Jobs in hand, for the heartbeat (the fleet view shows them).
@@ -286,6 +308,7 @@ export function createSweepWorker(
     close: async () => {
       clearInterval(resync);
       clearInterval(capResync);
+      sampler?.stop();
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
       for (const s of slots) s.stopWatching();
@@ -298,6 +321,7 @@ export function createSweepWorker(
       await heartbeat?.stop().catch(() => {});
       await closeSweepQueue(sq);
       await pool.end();
+      await probePool?.end();
       if (gaugePool !== pool) await gaugePool.end();
       await readinessPool.end();
       redis.disconnect();
