@@ -60,18 +60,16 @@ export type AdaptiveState = {
 };
 
 /** The AIMD step, apart from Redis and the database (test/adaptive-steer.test.ts). */
-export function steer(
-  o: {
-    rate: number;
-    signalMs: number;
-    targetMs: number;
-    /** Rows the fleet took since the last step, against what the rate allowed. */
-    used: number;
-    allowed: number;
-    sinceCutMs: number;
-    ceiling: number;
-  },
-): { rate: number; cut: boolean } {
+export function steer(o: {
+  rate: number;
+  signalMs: number;
+  targetMs: number;
+  /** Rows the fleet took since the last step, against what the rate allowed. */
+  used: number;
+  allowed: number;
+  sinceCutMs: number;
+  ceiling: number;
+}): { rate: number; cut: boolean } {
   if (o.signalMs > o.targetMs) {
     if (o.sinceCutMs < CUT_EVERY_MS) return { rate: o.rate, cut: false };
     return { rate: Math.max(MIN_RATE, Math.round(o.rate * CUT)), cut: true };

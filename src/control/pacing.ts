@@ -1,6 +1,6 @@
-import { adaptiveKey, MAX_RATE, START_RATE } from './adaptive.ts';
 import { productKey, type SweepQueue } from '../queue/sweep-queue.ts';
 import type { RedisClient } from '../redis-client.ts';
+import { adaptiveKey, MAX_RATE, START_RATE } from './adaptive.ts';
 
 /**
  * Fleet-wide pacing: one token bucket in Redis that every chunk of every worker draws its rows
