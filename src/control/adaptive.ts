@@ -32,11 +32,13 @@ export const MIN_RATE = 200;
 /** The ceiling when SWEEP_MAX_ROWS_PER_SECOND is off. */
 export const MAX_RATE = 1_000_000;
 /**
- * The idle baseline is the smallest probe seen, creeping up by this share of the gap at each
- * probe (half-way in about 15 minutes), so that a slower disk after a move is learned, while a
- * drain of a few minutes hardly moves it.
+ * The idle baseline: a moving average of the probes taken while the fleet took no rows (what
+ * an application's commit costs on this database at its usual load, the sweep apart), each
+ * probe weighing this much. A probe above 4x the baseline counts as 4x, so one stall does not
+ * move it far. It is kept for a week in Redis, so a new sampler goes on from it.
  */
-const BASELINE_CREEP = 0.0002;
+const BASELINE_WEIGHT = 0.02;
+const BASELINE_TTL_MS = 7 * 86_400_000;
 /** A target never under this: below it, scheduling noise alone would hold the sweep back. */
 const TARGET_FLOOR_MS = 2;
 /** The sampler's lease: lost when it stops renewing, so another worker takes over. */
@@ -46,6 +48,7 @@ const STATE_TTL_MS = 30_000;
 
 export const adaptiveKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'adaptive');
 const leaseKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'adaptive-sampler');
+const baselineKey = (sq: Pick<SweepQueue, 'prefix'>) => productKey(sq, 'adaptive-baseline');
 
 /** What the sampler last decided, as `status`, the overview and the metrics show it. */
 export type AdaptiveState = {
@@ -178,25 +181,26 @@ export class ImpactSampler {
   private async step(inFlightMs: number | null) {
     const { redis, sq } = this.deps;
     const key = adaptiveKey(sq);
-    const [rateRaw, baselineRaw, takenRaw] = (await redis.hmget(
-      key,
-      'rate',
-      'baselineMs',
-      'taken',
-    )) as (string | null)[];
+    const [[rateRaw, takenRaw], baselineRaw] = await Promise.all([
+      redis.hmget(key, 'rate', 'taken') as Promise<(string | null)[]>,
+      redis.get(baselineKey(sq)),
+    ]);
     const rate = rateRaw === null ? Math.min(START_RATE, this.deps.ceiling) : Number(rateRaw);
     const done = this.samples;
     const last = done.at(-1);
     if (last === undefined && inFlightMs === null) return;
-    let baseline = baselineRaw === null ? (last ?? 1) : Number(baselineRaw);
-    if (inFlightMs === null && last !== undefined)
-      baseline = last < baseline ? last : baseline + (last - baseline) * BASELINE_CREEP;
+    const taken = Number(takenRaw ?? 0);
+    const used = this.lastTaken === null || taken < this.lastTaken ? 0 : taken - this.lastTaken;
+    const idle = this.lastTaken !== null && used === 0;
+    this.lastTaken = taken;
+    let baseline = baselineRaw === null ? (last ?? inFlightMs ?? 1) : Number(baselineRaw);
+    if (baselineRaw !== null && idle && inFlightMs === null && last !== undefined)
+      baseline += (Math.min(last, 4 * baseline) - baseline) * BASELINE_WEIGHT;
+    if (baselineRaw === null || idle)
+      await redis.set(baselineKey(sq), String(baseline), 'PX', BASELINE_TTL_MS);
     const all = inFlightMs === null ? done : [...done, inFlightMs];
     const signalMs = all.reduce((a, b) => a + b, 0) / all.length;
     const target = targetMs(this.deps.target, baseline);
-    const taken = Number(takenRaw ?? 0);
-    const used = this.lastTaken === null || taken < this.lastTaken ? 0 : taken - this.lastTaken;
-    this.lastTaken = taken;
     const now = performance.now();
     const next = steer({
       rate,
@@ -224,7 +228,7 @@ export class ImpactSampler {
         rate: String(state.rate),
         signalMs: String(state.signalMs),
         targetMs: String(state.targetMs),
-        baselineMs: String(baseline),
+        baselineMs: String(state.baselineMs),
         sampler: state.sampler,
         reason: state.reason,
         at: String(state.at),

@@ -86,6 +86,7 @@ export class ChunkGate {
     waited: Waited,
   ): Promise<number | ProductPause | null> {
     const s = this.deps.settings;
+    let waitedHere = 0;
     while (!signal.aborted) {
       const pause = await readProductPause(this.deps.sq, this.deps.redis);
       if (pause) {
@@ -129,8 +130,12 @@ export class ChunkGate {
         return want;
       }
       const { granted, waitMs } = await this.pacer.take(want);
+      if (granted === 0) waitedHere += 1;
       if (granted > 0) {
-        this.set(this.make('paced', 'pacing', null, this.pacer.rowsPerSecond, this.pacedBy()));
+        // Granted at once by the adaptive bucket alone: nothing held this chunk back.
+        if (this.pacer.adaptive && s.SWEEP_MAX_ROWS_PER_SECOND === null && waitedHere === 0)
+          this.set(this.make('running', null, null, null, null));
+        else this.set(this.make('paced', 'pacing', null, this.pacer.rowsPerSecond, this.pacedBy()));
         return granted;
       }
       // Many chunks wake together: a little jitter keeps them from asking all at once.
