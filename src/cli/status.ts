@@ -12,6 +12,7 @@ import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import type { HealthState } from '../read/health.ts';
 import { type Overview, outageKind, readOverview } from '../read/overview.ts';
 import { RedisSetupError } from '../redis-client.ts';
+import { scrubSecrets } from '../secrets.ts';
 import { type OptionValues, UsageError } from './options.ts';
 
 /** Exit codes for scripts: 0 healthy, 1 degraded, 3 down (2 is a bad setting or option). */
@@ -33,7 +34,9 @@ export async function run(config: Config, options: OptionValues): Promise<number
     if (err instanceof ConfigError || err instanceof RedisSetupError) throw err;
     // The error names the server, its credentials redacted; the report goes on without Redis.
     const message = errorMessage(err);
-    console.error(message.includes('REDIS_URL') ? message : `${message} (check REDIS_URL)`);
+    console.error(
+      scrubSecrets(message.includes('REDIS_URL') ? message : `${message} (check REDIS_URL)`),
+    );
     const kind = outageKind((err as Error).cause ?? err);
     return new Error(kind === 'not connected' ? 'cannot connect' : kind);
   });
@@ -54,7 +57,8 @@ export async function run(config: Config, options: OptionValues): Promise<number
       { settings: config, reader: 'this status command' },
       runs,
     );
-    console.log(options.json ? JSON.stringify(report) : describe(report));
+    // Errors from either store travel into the report as text: scrubbed like every log line.
+    console.log(scrubSecrets(options.json ? JSON.stringify(report) : describe(report)));
     return STATUS_EXIT[report.health.state];
   } finally {
     await Promise.allSettled([sq ? closeSweepQueue(sq) : undefined, pool.end()]);
