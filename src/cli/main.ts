@@ -1,4 +1,6 @@
 import { type Config, ConfigError, loadConfig } from '../config.ts';
+import { installLastResort } from '../last-resort.ts';
+import { createLogger } from '../log.ts';
 import { RedisSetupError } from '../redis-client.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { VERSION } from '../version.ts';
@@ -172,6 +174,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Before anything connects: a rejection nobody awaited must not end a worker while Redis or
+  // PostgreSQL is away (src/last-resort.ts).
+  installLastResort(createLogger(config.LOG_LEVEL, 'process'));
   const module = await verb.load();
   return module.run(config, options);
 }
