@@ -54,6 +54,9 @@ function renderActions(o: Overview): string {
   <button type="button" id="sweep-now" data-testid="sweep-now">Sweep now</button>
   <span class="hint">Times out every entry left incomplete for longer than ${esc(humanDuration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
   <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
+  <button type="button" id="dry-run" data-testid="dry-run">Dry run</button>
+  <span class="hint">Counts what a sweep now would time out, per partition. Writes nothing.</span>
+  <div id="dry-run-status" data-testid="dry-run-status" role="status" aria-live="polite"></div>
 </section>
 <section class="sweep-now pause-controls">
   <label>Pause for <select id="pause-for" data-testid="pause-for"><option value="15m">15 min</option><option value="1h">1 h</option><option value="4h">4 h</option><option value="">until resumed</option></select></label>

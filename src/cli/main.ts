@@ -45,14 +45,17 @@ const VERBS: Record<string, Verb> = {
   },
   sweep: {
     summary: 'ask the workers for a sweep now; --wait prints its result, --json as JSON',
-    usage: 'audit-sweeper sweep [--wait [--timeout 5m]] [--json]',
+    usage: 'audit-sweeper sweep [--wait [--timeout 5m] | --dry-run] [--json]',
     options: {
       wait: { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
       timeout: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     optionHelp: {
       wait: 'wait for the run to finish and print its totals (exit 1 if a partition failed)',
+      'dry-run':
+        'write nothing: print how many entries a sweep now would time out, per partition, and the oldest',
       timeout: 'with --wait: give up after this long, exit 3 (default 5m; e.g. 30s, 2h)',
       json: 'print JSON instead of text',
     },
