@@ -160,9 +160,30 @@ function renderCards(o: Overview): string {
   ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${humanDuration(o.staleAfterMs)}: waiting for the sweeper`, staleTone(o))}
   ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
   ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? humanDuration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
+  ${headroomCard(o)}
   ${controlCard(o)}
   ${runCard}
 </section>`;
+}
+
+/** The longest real operation of the last hour beside the cutoff (STALE_AFTER). */
+function headroomCard(o: Overview): string {
+  const h = o.headroom;
+  if (!h || h.maxMs === null)
+    return card(
+      'Longest operation',
+      'headroom',
+      'none',
+      `no operation completed in the last ${humanDuration(h?.windowMs ?? 3_600_000)}`,
+    );
+  const close = o.health.reasons.some((r) => r.code === 'cutoff_headroom');
+  return card(
+    'Longest operation',
+    'headroom',
+    humanDuration(h.maxMs),
+    `of the last ${humanDuration(h.windowMs)} (p99 ${humanDuration(h.p99Ms ?? 0)}), against a cutoff of ${humanDuration(o.staleAfterMs)}`,
+    close ? 'warn' : 'ok',
+  );
 }
 
 /** Running, paced, throttled or paused (issue 12's control state); unknown without Redis. */

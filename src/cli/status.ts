@@ -72,6 +72,15 @@ const SOURCE = {
   own: "this command's own environment (no worker has reported)",
 };
 
+/** Real operations' durations beside STALE_AFTER: how close they come to being timed out. */
+function describeHeadroom(r: Overview): string {
+  const h = r.headroom;
+  if (!h) return 'unknown (PostgreSQL does not answer)';
+  if (h.samples === 0 || h.maxMs === null)
+    return `no operation completed in the last ${humanDuration(h.windowMs)}`;
+  return `operations of the last ${humanDuration(h.windowMs)} took p99 ${humanDuration(h.p99Ms ?? 0)}, at most ${humanDuration(h.maxMs)} (${h.samples} sampled), against STALE_AFTER ${humanDuration(r.staleAfterMs)}: ${Math.round((100 * h.maxMs) / r.staleAfterMs)}% of it`;
+}
+
 function describe(r: Overview): string {
   const s = r.settings;
   const b = r.backlog;
@@ -97,6 +106,7 @@ function describe(r: Overview): string {
       ? `backlog: ${b.stale} stale entries waiting for the sweeper, ${b.inFlight} in flight`
       : 'backlog: unknown (PostgreSQL does not answer)',
     `oldest incomplete entry: ${!b ? 'unknown' : b.oldestStarted ? `started ${b.oldestStarted} (${humanDuration(b.oldestAgeMs)} ago)` : 'none'}`,
+    `cutoff headroom: ${describeHeadroom(r)}`,
     `run under way: ${r.schedulers === null ? 'unknown' : (r.currentRunId ?? 'none')}`,
     'schedules:',
     ...(r.schedulers === null
