@@ -82,7 +82,7 @@ export function createDashboardApp(deps: DashboardDeps): Express {
   router.use(probes); // /metrics
   router.use('/queues', bullBoardRouter(sq, `${base}/queues`, `${base}/`));
   router.use(overviewRouter({ pool, sq, redis, base, settings: deps.config, logger }));
-  router.use(sweepRouter({ sq, base, logger }));
+  router.use(sweepRouter({ sq, redis, pool, settings: deps.config, base, logger }));
   router.use(partitionRetryRouter({ pool, sq, redis, logger, settings: deps.config }));
   router.use(
     '/v1/audit-log',

@@ -54,6 +54,9 @@ function renderActions(o: Overview): string {
   <button type="button" id="sweep-now" data-testid="sweep-now">Sweep now</button>
   <span class="hint">Times out every entry left incomplete for longer than ${esc(humanDuration(o.staleAfterMs))}. Pressing again during a sweep joins it.</span>
   <div id="sweep-status" data-testid="sweep-status" role="status" aria-live="polite"></div>
+  <button type="button" id="dry-run" data-testid="dry-run">Dry run</button>
+  <span class="hint">Counts what a sweep now would time out, per partition. Writes nothing.</span>
+  <div id="dry-run-status" data-testid="dry-run-status" role="status" aria-live="polite"></div>
 </section>
 <section class="sweep-now pause-controls">
   <label>Pause for <select id="pause-for" data-testid="pause-for"><option value="15m">15 min</option><option value="1h">1 h</option><option value="4h">4 h</option><option value="">until resumed</option></select></label>
@@ -157,9 +160,30 @@ function renderCards(o: Overview): string {
   ${card('Stale backlog', 'stale', count(b.stale), `incomplete for longer than ${humanDuration(o.staleAfterMs)}: waiting for the sweeper`, staleTone(o))}
   ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
   ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? humanDuration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
+  ${headroomCard(o)}
   ${controlCard(o)}
   ${runCard}
 </section>`;
+}
+
+/** The longest real operation of the last hour beside the cutoff (STALE_AFTER). */
+function headroomCard(o: Overview): string {
+  const h = o.headroom;
+  if (!h || h.maxMs === null)
+    return card(
+      'Longest operation',
+      'headroom',
+      'none',
+      `no operation completed in the last ${humanDuration(h?.windowMs ?? 3_600_000)}`,
+    );
+  const close = o.health.reasons.some((r) => r.code === 'cutoff_headroom');
+  return card(
+    'Longest operation',
+    'headroom',
+    humanDuration(h.maxMs),
+    `of the last ${humanDuration(h.windowMs)} (p99 ${humanDuration(h.p99Ms ?? 0)}), against a cutoff of ${humanDuration(o.staleAfterMs)}`,
+    close ? 'warn' : 'ok',
+  );
 }
 
 /** Running, paced, throttled or paused (issue 12's control state); unknown without Redis. */

@@ -1,8 +1,12 @@
 import { type Request, type Response, Router } from 'express';
+import type { Pool } from '../src/db/pool.ts';
+import { type OwnSettings, readSettingsToCountWith } from '../src/fleet/drift.ts';
 import type { Logger } from '../src/log.ts';
 import { requestSweep } from '../src/queue/request-sweep.ts';
 import type { SweepQueue } from '../src/queue/sweep-queue.ts';
 import { readSweepProgress } from '../src/read/sweep-progress.ts';
+import type { RedisClient } from '../src/redis-client.ts';
+import { dryRun } from '../src/sweep/dry-run.ts';
 import { sendError } from './errors.ts';
 
 /** BullMQ job ids: no ":" and nothing a Redis key should not hold. */
@@ -12,9 +16,29 @@ const JOB_ID = /^[\w.-]{1,128}$/;
  * "Sweep now": POST /api/sweeps asks for a sweep and answers with the tick's job id; GET
  * /api/sweeps/:tickJobId tells how it goes. Pressing twice is harmless: a waiting tick is
  * deduplicated, and a tick that finds a run under way joins it instead of starting another.
+ * GET /api/dry-run says what a sweep would finalize now, writing nothing.
  */
-export function sweepRouter(deps: { sq: SweepQueue; base: string; logger: Logger }): Router {
+export function sweepRouter(deps: {
+  sq: SweepQueue;
+  redis: RedisClient;
+  pool: Pool;
+  settings: OwnSettings;
+  base: string;
+  logger: Logger;
+}): Router {
   const router = Router();
+  // The dry run: what a sweep would finalize now, per partition, with the workers' settings.
+  // Reads only; operator-only like every other sweep control.
+  router.get('/api/dry-run', async (_req: Request, res: Response) => {
+    const { settings, source } = await readSettingsToCountWith(deps, deps.settings);
+    res.json(
+      await dryRun(deps.pool, {
+        staleAfterMs: settings.STALE_AFTER,
+        partitions: settings.SWEEP_PARTITIONS,
+        settingsSource: source,
+      }),
+    );
+  });
   router.post('/api/sweeps', async (_req: Request, res: Response) => {
     const tickJobId = await requestSweep(deps.sq);
     deps.logger.info({ tickJobId }, 'sweep requested from the dashboard');

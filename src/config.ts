@@ -1,7 +1,7 @@
 import { DURATION_HINT, formatDuration, parseDuration, TIMER_MAX_MS } from './duration.ts';
 import { parseWholeNumber } from './numbers.ts';
 import { parseRedisUrl, REDIS_URL_FORMS, RedisUrlError } from './redis-url.ts';
-import { redactUrl, registerSecret, registerUrlSecret } from './secrets.ts';
+import { registerSecret, registerUrlSecret } from './secrets.ts';
 
 /**
  * Every setting the product reads, validated once at start. A bad value is a ConfigError naming
@@ -37,7 +37,26 @@ type Setting<T> = {
 function shownValue(setting: Setting<unknown>, raw: string): string {
   if (setting.show === 'never')
     return ` (value not shown: it is a secret; ${raw.length} characters)`;
-  return `=${JSON.stringify(setting.show === 'url' ? redactUrl(raw) : raw)}`;
+  if (setting.show === 'url')
+    return ` (${urlOutline(raw)}; value not shown: it may hold a password)`;
+  return `=${JSON.stringify(raw)}`;
+}
+
+/**
+ * What can be said of a connection URL without its value: a URL that fails to parse is the
+ * very case where a password cannot be told from the rest (`postgres://app:Ab/cd@db` puts
+ * half of it in the path), so only the scheme, and the host when the URL parses, are named.
+ */
+function urlOutline(raw: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw)?.[1];
+  if (!scheme) return 'not a URL';
+  try {
+    const host = new URL(raw).hostname;
+    if (host && !host.includes(',')) return `scheme ${scheme}://, host ${host}`;
+  } catch {
+    // Unparsable: the scheme alone.
+  }
+  return `scheme ${scheme}://`;
 }
 
 /**
@@ -99,6 +118,9 @@ export const LIST_SAFETY_MARGIN_FLOOR_MS = 2_000;
 /** The adaptive throttle's target: a multiple of the idle baseline, or a fixed latency (ms). */
 export type ImpactTarget = { multiple: number } | { ms: number };
 
+/** Retention never deletes completed rows younger than a day (see RETENTION). */
+export const RETENTION_FLOOR_MS = 86_400_000;
+
 /** `off` (null), or what `setting` accepts. */
 const orOff = <T>(setting: Setting<T>, def: string): Setting<T | null> => ({
   default: def,
@@ -157,11 +179,20 @@ export const SETTINGS = {
   // is retried, instead of holding its partition behind an ALTER TABLE for good.
   SWEEP_LOCK_TIMEOUT: duration('5s', 100, 3_600_000),
   SWEEP_STATEMENT_TIMEOUT: duration('60s', 1_000, 3_600_000),
+  // A floor of one day: `90m` typed for `90d` would delete every completed row older than 90
+  // minutes within the hour, beyond recovery.
   RETENTION: {
     default: '90d',
-    accepted: `${DURATION_HINT}, from 1ms to ${formatDuration(INTERVAL_MAX)}, or off`,
-    parse: (raw: string): number | null =>
-      raw === 'off' ? null : duration('', 1, INTERVAL_MAX).parse(raw),
+    accepted: `${DURATION_HINT}, from ${formatDuration(RETENTION_FLOOR_MS)} to ${formatDuration(INTERVAL_MAX)}, or off`,
+    parse: (raw: string): number | null => {
+      if (raw === 'off') return null;
+      const ms = duration('', 1, INTERVAL_MAX).parse(raw);
+      if (ms < RETENTION_FLOOR_MS)
+        throw new SettingReason(
+          `${formatDuration(ms)} is below the floor of 1 day (a typo for days would delete the log); use off to keep every row`,
+        );
+      return ms;
+    },
   },
   LIST_SAFETY_MARGIN: duration('30s', LIST_SAFETY_MARGIN_FLOOR_MS, INTERVAL_MAX),
   DATABASE_READ_URL: url(undefined, ['postgres:', 'postgresql:']),

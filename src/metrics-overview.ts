@@ -48,6 +48,24 @@ export function registerOverviewGauges(registry: Registry, overview: () => Promi
     },
   );
   gauge(
+    'audit_sweeper_operation_duration_seconds',
+    'How long real operations took (completed with success or error, newest 10,000 of the last hour): p99 and max, read at most once a minute. Compare with audit_sweeper_stale_after_seconds: an operation longer than the cutoff is timed out while it runs. NaN when unknown.',
+    ['stat'],
+    function ({ headroom: h }) {
+      const s = (ms: number | null | undefined) => (ms == null ? Number.NaN : ms / 1000);
+      this.set({ stat: 'p99' }, s(h?.p99Ms));
+      this.set({ stat: 'max' }, s(h?.maxMs));
+    },
+  );
+  gauge(
+    'audit_sweeper_stale_after_seconds',
+    'The cutoff the workers run with (STALE_AFTER): incomplete entries older than this are timed out.',
+    [],
+    function ({ staleAfterMs }) {
+      this.set(staleAfterMs / 1000);
+    },
+  );
+  gauge(
     'audit_sweeper_health',
     'The health summary: 1 for the current state (healthy, degraded, down), 0 for the others.',
     ['state'],

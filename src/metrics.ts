@@ -3,6 +3,7 @@ import { connectionErrors } from './connection-errors.ts';
 import { type Logger, silentLogger } from './log.ts';
 import { registerOverviewGauges } from './metrics-overview.ts';
 import type { Overview } from './read/overview.ts';
+import { lateCompletions } from './store/late-completions.ts';
 import { VERSION } from './version.ts';
 
 /**
@@ -82,6 +83,17 @@ export function createMetrics(
     collect() {
       this.reset();
       for (const [store, n] of Object.entries(connectionErrors())) this.inc({ store }, n);
+    },
+  });
+  new Counter({
+    name: 'audit_sweeper_late_completions_total',
+    help: 'Completions that came after their entry was already final, by the result it had (unknown: timed out by the sweeper, so STALE_AFTER was shorter than the operation). Counted by the store in the process that completes entries.',
+    labelNames: ['existing_result'] as const,
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ existing_result: 'unknown' }, 0);
+      for (const [existing_result, n] of lateCompletions()) this.inc({ existing_result }, n);
     },
   });
   // Every reason from the start, so a dashboard shows 0 rather than no series.

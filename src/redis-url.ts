@@ -61,7 +61,7 @@ export function parseRedisUrl(raw: string): RedisTarget {
   if (kind === 'cluster') {
     if (path && path !== '/')
       throw new RedisUrlError(
-        `a Redis Cluster URL has no path (a cluster has only database 0), got "${path}"`,
+        'a Redis Cluster URL has no path (a cluster has only database 0; a password holding "/" must be written %2F)',
       );
     rejectUnknownParams(params, []);
     return { kind, nodes: hosts, ...auth };
@@ -73,7 +73,9 @@ export function parseRedisUrl(raw: string): RedisTarget {
       'names no master: add the name Sentinel monitors it by after the sentinels, e.g. redis+sentinel://s1:26379,s2:26379/mymaster',
     );
   if (masterName.includes('/') || /\s/.test(masterName))
-    throw new RedisUrlError(`"${masterName}" is not a master name (no "/" or spaces)`);
+    throw new RedisUrlError(
+      'the master name has a "/" or a space (a password holding "/" must be written %2F)',
+    );
   rejectUnknownParams(params, ['sentinelUsername', 'sentinelPassword']);
   const sentinelUsername = params.get('sentinelUsername') ?? undefined;
   const sentinelPassword = params.get('sentinelPassword') ?? undefined;
@@ -100,7 +102,7 @@ function parseSingle(raw: string, tls: boolean): RedisTarget {
     );
   if (!url.hostname) throw new RedisUrlError('names no host');
   if (url.pathname && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname))
-    throw new RedisUrlError(`the path must be a database number like /0, got "${url.pathname}"`);
+    throw new RedisUrlError('the path must be a database number like /0');
   const username = url.username ? decode(url.username, 'user name') : undefined;
   const password = url.password ? decode(url.password, 'password') : undefined;
   return {
@@ -125,10 +127,13 @@ function parseHosts(list: string, defaultPort: number, what: string): HostPort[]
   if (!list) throw new RedisUrlError(`names no ${what}: list host:port pairs separated by ","`);
   const hosts = list.split(',').map((item) => {
     const m = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d*))?$/i.exec(item);
-    if (!m?.[1]) throw new RedisUrlError(`"${item}" is not a host:port ${what}`);
+    if (!m?.[1])
+      throw new RedisUrlError(
+        `a ${what} is not host:port (a password holding "/", "@", "," or ":" must be percent-encoded)`,
+      );
     const port = m[2] === undefined ? defaultPort : Number(m[2]);
     if (!Number.isInteger(port) || port < 1 || port > 65_535 || m[2] === '')
-      throw new RedisUrlError(`"${item}" has no valid port (1 to 65535)`);
+      throw new RedisUrlError(`a ${what} has no valid port (1 to 65535)`);
     return { host: m[1].replace(/^\[|\]$/g, ''), port };
   });
   const seen = new Set<string>();

@@ -168,6 +168,9 @@ describe('loadConfig', () => {
     ['LIST_SAFETY_MARGIN', '1s'], // below the 2 s floor (the sweeper's commits are asynchronous)
     ['RETENTION', 'forever'],
     ['RETENTION', 'OFF'],
+    // Below the one-day floor: `90m` is the typo for `90d` that would delete the log.
+    ['RETENTION', '90m'],
+    ['RETENTION', '23h'],
     ['DASHBOARD_PORT', '65536'],
     ['DASHBOARD_PORT', '-1'],
     ['DASHBOARD_USER', 'a:b'],
@@ -226,7 +229,9 @@ describe('loadConfig', () => {
       expect(e.accepted.length).toBeGreaterThan(5);
       expect(e.message).toContain(variable);
       // A secret is never echoed; everything else is, to show what was wrong.
-      if (variable.endsWith('_PASSWORD')) expect(e.message).not.toContain(value);
+      // A secret is never echoed, nor a connection URL (it may hold a password); the rest is.
+      if (variable.endsWith('_PASSWORD') || /(DATABASE|REDIS)(_READ)?_URL$/.test(variable))
+        expect(e.message).not.toContain(value);
       else expect(e.message).toContain(JSON.stringify(value));
       expect(e.message).toContain(e.accepted);
       expect(e.message).not.toContain('\n');
@@ -235,14 +240,15 @@ describe('loadConfig', () => {
 });
 
 describe('audit-sweeper CLI (from the sources)', () => {
-  /** One line naming the variable and the value; exit code 2. */
+  /** One line naming the variable and the value (a connection URL's scheme only); exit code 2. */
   async function expectBadSetting(variable: string, value: string) {
     const { code, output } = await runCli(['migrate'], { [variable]: value });
     expect(code, output).toBe(2);
     const lines = output.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(variable);
-    expect(lines[0]).toContain(value);
+    if (variable.endsWith('_URL')) expect(lines[0]).not.toContain(value);
+    else expect(lines[0]).toContain(value);
     expect(lines[0]).toMatch(/expected/);
   }
 
@@ -274,6 +280,7 @@ describe('audit-sweeper CLI (from the sources)', () => {
     ['SWEEP_PARTITIONS', '0'],
     ['DATABASE_URL', 'nope'],
     ['RETENTION', 'forever'],
+    ['RETENTION', '90m'], // meant 90d: below the one-day floor
     ['STALE_AFTER', '4 hours'],
     ['LIST_SAFETY_MARGIN', '500ms'],
     // Each of these passed once and then broke at run time (timers firing after 1 ms, timestamps

@@ -4,7 +4,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createPool } from '../src/db/pool.ts';
 import { silentLogger } from '../src/log.ts';
+import { createMetrics } from '../src/metrics.ts';
 import { EntryNotFoundError, InvalidInputError } from '../src/store/errors.ts';
+import { lateCompletions } from '../src/store/late-completions.ts';
 import { encodePageToken } from '../src/store/page-token.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import type { Completion, Entry, ListQuery, NewEntry } from '../src/store/types.ts';
@@ -236,6 +238,7 @@ describe('complete', () => {
     await timeOut(id);
     const before = await rawRow(id);
     expect(before.result_kind).toBe('timeout');
+    const lateBefore = lateCompletions().get('unknown') ?? 0;
     expect(await s.complete(id, { kind: 'success', httpStatusCode: 200 })).toEqual({
       applied: false,
       existingResult: 'unknown',
@@ -243,6 +246,12 @@ describe('complete', () => {
     expect(
       await s.complete(id, { kind: 'error', httpStatusCode: 500, errorMessage: 'late' }),
     ).toEqual({ applied: false, existingResult: 'unknown' });
+    // Counted for audit_sweeper_late_completions_total, by the result the entry already had.
+    expect(lateCompletions().get('unknown')).toBe(lateBefore + 2);
+    const scraped = await createMetrics().registry.metrics();
+    expect(scraped).toContain(
+      `audit_sweeper_late_completions_total{existing_result="unknown"} ${lateBefore + 2}`,
+    );
     const after = await rawRow(id);
     expect(after).toEqual(before);
     expect(after).toMatchObject({

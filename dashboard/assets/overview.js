@@ -261,6 +261,36 @@
       control('/api/resume');
     });
 
+  // The dry run: what a sweep would time out now, per partition; nothing is written.
+  const dryRunButton = document.getElementById('dry-run');
+  const dryRunStatus = document.getElementById('dry-run-status');
+  if (dryRunButton && dryRunStatus)
+    dryRunButton.addEventListener('click', () => {
+      dryRunStatus.textContent = 'Counting…';
+      fetch(`${base}/api/dry-run`, { cache: 'no-store' })
+        .then((res) =>
+          res.json().then((body) => {
+            if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
+            return body;
+          }),
+        )
+        .then((r) => {
+          const busiest = r.byPartition
+            .filter((p) => p.wouldFinalize > 0)
+            .sort((a, b) => b.wouldFinalize - a.wouldFinalize)
+            .slice(0, 5)
+            .map((p) => `partition ${p.partition}: ${fmt(p.wouldFinalize)}`);
+          dryRunStatus.textContent =
+            `Dry run: a sweep now would time out ${fmt(r.wouldFinalize)} entries` +
+            (r.oldestStarted ? `, the oldest started ${r.oldestStarted}` : '') +
+            (busiest.length ? ` (${busiest.join(', ')})` : '') +
+            '. Nothing was written.';
+        })
+        .catch((err) => {
+          dryRunStatus.textContent = `Dry run failed: ${err.message}`;
+        });
+    });
+
   const pending = button ? sessionStorage.getItem(KEY) : null;
   if (pending) poll(pending);
   setInterval(refresh, 5000);

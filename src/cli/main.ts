@@ -1,4 +1,6 @@
 import { type Config, ConfigError, loadConfig } from '../config.ts';
+import { installLastResort } from '../last-resort.ts';
+import { createLogger } from '../log.ts';
 import { RedisSetupError } from '../redis-client.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { VERSION } from '../version.ts';
@@ -43,14 +45,17 @@ const VERBS: Record<string, Verb> = {
   },
   sweep: {
     summary: 'ask the workers for a sweep now; --wait prints its result, --json as JSON',
-    usage: 'audit-sweeper sweep [--wait [--timeout 5m]] [--json]',
+    usage: 'audit-sweeper sweep [--wait [--timeout 5m] | --dry-run] [--json]',
     options: {
       wait: { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
       timeout: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     optionHelp: {
       wait: 'wait for the run to finish and print its totals (exit 1 if a partition failed)',
+      'dry-run':
+        'write nothing: print how many entries a sweep now would time out, per partition, and the oldest',
       timeout: 'with --wait: give up after this long, exit 3 (default 5m; e.g. 30s, 2h)',
       json: 'print JSON instead of text',
     },
@@ -172,6 +177,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Before anything connects: a rejection nobody awaited must not end a worker while Redis or
+  // PostgreSQL is away (src/last-resort.ts).
+  installLastResort(createLogger(config.LOG_LEVEL, 'process'));
   const module = await verb.load();
   return module.run(config, options);
 }

@@ -12,6 +12,7 @@ import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import type { HealthState } from '../read/health.ts';
 import { type Overview, outageKind, readOverview } from '../read/overview.ts';
 import { RedisSetupError } from '../redis-client.ts';
+import { scrubSecrets } from '../secrets.ts';
 import { type OptionValues, UsageError } from './options.ts';
 
 /** Exit codes for scripts: 0 healthy, 1 degraded, 3 down (2 is a bad setting or option). */
@@ -33,7 +34,9 @@ export async function run(config: Config, options: OptionValues): Promise<number
     if (err instanceof ConfigError || err instanceof RedisSetupError) throw err;
     // The error names the server, its credentials redacted; the report goes on without Redis.
     const message = errorMessage(err);
-    console.error(message.includes('REDIS_URL') ? message : `${message} (check REDIS_URL)`);
+    console.error(
+      scrubSecrets(message.includes('REDIS_URL') ? message : `${message} (check REDIS_URL)`),
+    );
     const kind = outageKind((err as Error).cause ?? err);
     return new Error(kind === 'not connected' ? 'cannot connect' : kind);
   });
@@ -54,7 +57,8 @@ export async function run(config: Config, options: OptionValues): Promise<number
       { settings: config, reader: 'this status command' },
       runs,
     );
-    console.log(options.json ? JSON.stringify(report) : describe(report));
+    // Errors from either store travel into the report as text: scrubbed like every log line.
+    console.log(scrubSecrets(options.json ? JSON.stringify(report) : describe(report)));
     return STATUS_EXIT[report.health.state];
   } finally {
     await Promise.allSettled([sq ? closeSweepQueue(sq) : undefined, pool.end()]);
@@ -67,6 +71,15 @@ const SOURCE = {
   'last-worker': 'as the last worker seen ran: its heartbeat, or the last run it recorded',
   own: "this command's own environment (no worker has reported)",
 };
+
+/** Real operations' durations beside STALE_AFTER: how close they come to being timed out. */
+function describeHeadroom(r: Overview): string {
+  const h = r.headroom;
+  if (!h) return 'unknown (PostgreSQL does not answer)';
+  if (h.samples === 0 || h.maxMs === null)
+    return `no operation completed in the last ${humanDuration(h.windowMs)}`;
+  return `operations of the last ${humanDuration(h.windowMs)} took p99 ${humanDuration(h.p99Ms ?? 0)}, at most ${humanDuration(h.maxMs)} (${h.samples} sampled), against STALE_AFTER ${humanDuration(r.staleAfterMs)}: ${Math.round((100 * h.maxMs) / r.staleAfterMs)}% of it`;
+}
 
 function describe(r: Overview): string {
   const s = r.settings;
@@ -93,6 +106,7 @@ function describe(r: Overview): string {
       ? `backlog: ${b.stale} stale entries waiting for the sweeper, ${b.inFlight} in flight`
       : 'backlog: unknown (PostgreSQL does not answer)',
     `oldest incomplete entry: ${!b ? 'unknown' : b.oldestStarted ? `started ${b.oldestStarted} (${humanDuration(b.oldestAgeMs)} ago)` : 'none'}`,
+    `cutoff headroom: ${describeHeadroom(r)}`,
     `run under way: ${r.schedulers === null ? 'unknown' : (r.currentRunId ?? 'none')}`,
     'schedules:',
     ...(r.schedulers === null

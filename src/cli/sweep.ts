@@ -1,10 +1,16 @@
-import type { Config } from '../config.ts';
+import { type Config, ConfigError } from '../config.ts';
+import { createPool } from '../db/pool.ts';
 import { formatDuration, parseBoundedDuration, TIMER_MAX_MS } from '../duration.ts';
+import { errorMessage } from '../errors.ts';
+import { readSettingsToCountWith } from '../fleet/drift.ts';
 import { createLogger } from '../log.ts';
 import { connectProducer } from '../queue/connection.ts';
 import { requestSweep, SweepTimeoutError, waitForSweep } from '../queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue, type SweepQueue } from '../queue/sweep-queue.ts';
 import { readSweepProgress } from '../read/sweep-progress.ts';
+import { RedisSetupError } from '../redis-client.ts';
+import { scrubSecrets } from '../secrets.ts';
+import { describeDryRun, dryRun } from '../sweep/dry-run.ts';
 import { type OptionValues, UsageError } from './options.ts';
 
 /** How long `sweep --wait` waits by default; a big backlog may need `--timeout 1h`. */
@@ -20,6 +26,7 @@ export const EXIT_TIMEOUT = 3;
  * within the timeout. Notes go to stderr, so that stdout holds only the result.
  */
 export async function run(config: Config, options: OptionValues): Promise<number> {
+  if (options['dry-run']) return dryRunCommand(config, options);
   if (options.timeout !== undefined && !options.wait)
     throw new UsageError('--timeout only applies with --wait');
   // The wait is one timer: longer than a timer holds, it would give up at once.
@@ -86,4 +93,44 @@ async function whereItStands(sq: SweepQueue, tickId: string): Promise<string> {
 
 function print(json: unknown, value: unknown, text: string) {
   console.log(json ? JSON.stringify(value) : text);
+}
+
+/**
+ * `sweep --dry-run`: what a sweep would finalize now, with the settings the workers run with
+ * (Redis is asked for them; without it, this command's own). Reads only.
+ */
+async function dryRunCommand(config: Config, options: OptionValues): Promise<number> {
+  if (options.wait) throw new UsageError('--dry-run cannot be combined with --wait');
+  const logger = createLogger(config.LOG_LEVEL, 'sweep');
+  const redis = await connectProducer(config, logger).catch((err: unknown) => {
+    if (err instanceof ConfigError || err instanceof RedisSetupError) throw err;
+    console.error(
+      scrubSecrets(
+        `Redis does not answer (${errorMessage(err)}): counting with this command's own settings`,
+      ),
+    );
+    return null;
+  });
+  const pool = createPool(config.DATABASE_URL, logger, {
+    max: 1,
+    applicationName: 'audit-sweeper sweep --dry-run',
+  });
+  try {
+    const sq = redis ? createSweepQueue(redis, config.QUEUE_PREFIX) : null;
+    const { settings, source } = await readSettingsToCountWith(
+      sq && redis ? { sq, redis } : null,
+      config,
+    );
+    if (sq) await closeSweepQueue(sq);
+    const report = await dryRun(pool, {
+      staleAfterMs: settings.STALE_AFTER,
+      partitions: settings.SWEEP_PARTITIONS,
+      settingsSource: source,
+    });
+    print(options.json, report, describeDryRun(report));
+    return 0;
+  } finally {
+    redis?.disconnect();
+    await pool.end();
+  }
 }

@@ -1,5 +1,7 @@
 import type { Config } from '../config.ts';
-import type { WorkerHeartbeat } from './heartbeat.ts';
+import type { SweepQueue } from '../queue/sweep-queue.ts';
+import type { RedisClient } from '../redis-client.ts';
+import { readHeartbeats, readLastWorkerSettings, type WorkerHeartbeat } from './heartbeat.ts';
 import {
   FLEET_SETTINGS,
   type FleetSettingName,
@@ -96,3 +98,20 @@ export function settingsDrift(
 
 export const describeDrift = (d: Drift) =>
   `${d.setting} differs: ${d.values.map((v) => `${v.value} (${v.processes.join(', ')})`).join(' vs ')}`;
+
+/**
+ * effectiveSettings read from Redis: what the live workers (else the last one) run with, or the
+ * reader's own settings when Redis is not given or does not answer.
+ */
+export async function readSettingsToCountWith(
+  fleet: { sq: Pick<SweepQueue, 'prefix'>; redis: RedisClient } | null,
+  own: OwnSettings,
+): Promise<{ settings: FleetSettings; source: SettingsSource }> {
+  const seen = fleet
+    ? await Promise.all([
+        readHeartbeats(fleet.sq, fleet.redis),
+        readLastWorkerSettings(fleet.sq, fleet.redis),
+      ]).catch(() => null)
+    : null;
+  return effectiveSettings(seen?.[0] ?? null, seen?.[1] ?? null, own);
+}

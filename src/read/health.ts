@@ -5,6 +5,7 @@ import type { FleetSettings } from '../fleet/settings.ts';
 import type { QueueHolds } from '../pause.ts';
 import type { Backlog } from './backlog.ts';
 import type { FailingPartition } from './failures.ts';
+import { HEADROOM_WARN_SHARE, type Headroom } from './headroom.ts';
 import type { SchedulerInfo } from './schedulers.ts';
 
 export type HealthState = 'healthy' | 'degraded' | 'down';
@@ -23,6 +24,7 @@ export const HEALTH_REASON_CODES = [
   'partition_failing',
   'backlog_behind',
   'settings_drift',
+  'cutoff_headroom',
 ] as const;
 export type HealthReasonCode = (typeof HEALTH_REASON_CODES)[number];
 export type HealthReason = {
@@ -45,6 +47,7 @@ export type HealthInputs = {
   backlog: Backlog | null;
   failing: FailingPartition[];
   drift: Drift[];
+  headroom: Headroom | null;
 };
 
 /** Backlog older than this means the sweeper is not keeping up: 2 x STALE_AFTER + SWEEP_EVERY. */
@@ -112,6 +115,13 @@ export function assessHealth(h: HealthInputs): Health {
     );
   for (const d of h.drift.filter((x) => x.betweenWorkers))
     add('settings_drift', 'degraded', `workers disagree: ${describeDrift(d)}`);
+  const longest = h.headroom?.maxMs ?? null;
+  if (longest !== null && longest > HEADROOM_WARN_SHARE * h.settings.STALE_AFTER)
+    add(
+      'cutoff_headroom',
+      'degraded',
+      `real operations come close to the cutoff: the longest of the last hour took ${humanDuration(longest)} (p99 ${humanDuration(h.headroom?.p99Ms ?? 0)}), more than half of STALE_AFTER (${humanDuration(h.settings.STALE_AFTER)}); operations that outlive it are timed out and their results dropped as late completions: raise STALE_AFTER`,
+    );
 
   const state = reasons.some((r) => r.state === 'down')
     ? 'down'

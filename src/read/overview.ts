@@ -31,6 +31,7 @@ import {
   readPartitionBacklog,
 } from './backlog.ts';
 import { type FailingPartition, failingPartitions } from './failures.ts';
+import { type Headroom, readHeadroom } from './headroom.ts';
 import { assessHealth, type Health } from './health.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
 
@@ -55,6 +56,8 @@ export type Overview = {
   bullmqWorkers: number | null;
   pause: QueueHolds | null;
   backlog: Backlog | null;
+  /** How long real operations took against staleAfterMs (cached a minute); null when unknown. */
+  headroom: Headroom | null;
   partitions: PartitionBacklog[] | null;
   schedulers: SchedulerInfo[] | null;
   currentRunId: string | null;
@@ -170,14 +173,21 @@ export async function readOverview(
     'error' in history
       ? history
       : await attempt('postgres', from, async () => {
-          const [backlog, partitions] = await Promise.all([
+          const [backlog, partitions, headroom] = await Promise.all([
             readBacklog(from.pool, staleAfterMs),
             readPartitionBacklog(from.pool, {
               partitions: settings.SWEEP_PARTITIONS,
               staleAfterMs,
             }),
+            readHeadroom(from.pool),
           ]);
-          return { backlog, partitions, history: history[0], lastRetention: history[1] };
+          return {
+            backlog,
+            partitions,
+            headroom,
+            history: history[0],
+            lastRetention: history[1],
+          };
         });
   if ('error' in dbSide) unavailable.postgres = dbSide.error;
   const d = 'error' in dbSide ? null : dbSide;
@@ -199,6 +209,7 @@ export async function readOverview(
       backlog,
       failing,
       drift,
+      headroom: d?.headroom ?? null,
     }),
     unavailable,
     settings,
@@ -209,6 +220,7 @@ export async function readOverview(
     bullmqWorkers: q?.bullmqWorkers ?? null,
     pause: q?.pause ?? null,
     backlog,
+    headroom: d?.headroom ?? null,
     partitions: d?.partitions ?? null,
     schedulers: q?.schedulers ?? null,
     currentRunId: q?.currentRunId ?? null,

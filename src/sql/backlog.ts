@@ -46,3 +46,31 @@ export async function backlogByRange(
   );
   return rows;
 }
+
+export type StaleRangeRow = { stale: number; oldestStarted: string | null };
+
+/**
+ * The rows a sweep of each id range would finalize now, and the oldest of them: the dry run.
+ * Plain reads of the partial index (no row lock, no write), so a real sweep never waits on it.
+ */
+export async function staleByRange(
+  db: Queryable,
+  p: { ranges: IdRange[]; staleAfterMs: number },
+): Promise<{ cutoff: string; rows: StaleRangeRow[] }> {
+  const { rows } = await db.query<StaleRangeRow & { cutoff: string }>(
+    `SELECT c.stale, ${rfc3339('c.oldest')} AS "oldestStarted", ${rfc3339(msAgo('$3'))} AS cutoff
+       FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS p(low, high, ordinality)
+      CROSS JOIN LATERAL (
+        SELECT count(*)::int AS stale, min(a.time_started) AS oldest
+          FROM audit_log AS a
+         WHERE a.time_completed IS NULL AND a.id BETWEEN p.low AND p.high
+           AND a.time_started < ${msAgo('$3')}
+      ) AS c
+      ORDER BY p.ordinality`,
+    [p.ranges.map((r) => r.low), p.ranges.map((r) => r.high), p.staleAfterMs],
+  );
+  return {
+    cutoff: rows[0]?.cutoff ?? '',
+    rows: rows.map(({ stale, oldestStarted }) => ({ stale, oldestStarted })),
+  };
+}

@@ -4,6 +4,7 @@ import { type RetryPolicy, withRetry } from '../retry.ts';
 import type { EntryRow } from '../sql/store.ts';
 import * as sql from '../sql/store.ts';
 import { EntryNotFoundError } from './errors.ts';
+import { countLateCompletion } from './late-completions.ts';
 import { decodePageToken, encodePageToken, type QueryBinding } from './page-token.ts';
 import type {
   CompleteOutcome,
@@ -101,6 +102,7 @@ export class AuditLogStore {
         return { applied: true } as const;
       }
       const existingResult = toResultKind(row.resultKind);
+      countLateCompletion(existingResult);
       this.logger.warn(
         { id, existingResult, attempted: r.kind },
         'late completion ignored: entry already final',

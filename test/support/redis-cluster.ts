@@ -34,6 +34,10 @@ export type PrivateRedisCluster = {
   killMasterOf: (slot: number) => Promise<{ port: number; killedAt: number }>;
   /** Waits until a live node other than `deadPort` serves `slot` and the cluster is ok. */
   waitForFailover: (slot: number, deadPort: number, timeoutMs?: number) => Promise<number>;
+  /** Starts a killed node again on its port and folder (its nodes.conf: same id and slots). */
+  restart: (port: number) => Promise<void>;
+  /** Whether every live node says cluster_state:ok. */
+  isOk: () => Promise<boolean>;
   destroy: () => Promise<void>;
 };
 
@@ -67,11 +71,16 @@ function parseClusterNodes(text: string): ClusterNodeInfo[] {
 }
 
 /**
- * A 3-master, 3-replica Redis Cluster on loopback, made with `redis-cli --cluster create`.
- * cluster-node-timeout is 2 s, so a killed master's replica is promoted a few seconds later.
+ * A 3-master Redis Cluster on loopback, made with `redis-cli --cluster create`, with a replica
+ * per master (default) or none (`replicas: 0`: a killed master's slots stay down until it is
+ * restarted, the cluster CLUSTERDOWN meanwhile). cluster-node-timeout is 2 s, so a killed
+ * master's replica is promoted a few seconds later.
  */
-export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
-  const ports = await freePortsWithBus(6);
+export async function startPrivateRedisCluster(
+  options: { replicas?: 0 | 1 } = {},
+): Promise<PrivateRedisCluster> {
+  const replicas = options.replicas ?? 1;
+  const ports = await freePortsWithBus(3 * (1 + replicas));
   const root = mkdtempSync(join(tmpdir(), 'audit-sweeper-cluster-'));
   const nodes: Node[] = [];
   const destroy = async () => {
@@ -80,28 +89,29 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
   };
   try {
     for (const port of ports) {
+      mkdirSync(join(root, String(port)));
+      nodes.push(await startClusterNode(port));
+    }
+    async function startClusterNode(port: number) {
       const dir = join(root, String(port));
-      mkdirSync(dir);
-      nodes.push(
-        await startNode(port, dir, [
-          '--port',
-          String(port),
-          ...COMMON_ARGS,
-          '--dir',
-          dir,
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          'nodes.conf',
-          '--cluster-node-timeout',
-          '2000',
-          // Promote a replica however long it has been cut off from its master.
-          '--cluster-replica-validity-factor',
-          '0',
-          '--maxmemory-policy',
-          'noeviction',
-        ]),
-      );
+      return startNode(port, dir, [
+        '--port',
+        String(port),
+        ...COMMON_ARGS,
+        '--dir',
+        dir,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '2000',
+        // Promote a replica however long it has been cut off from its master.
+        '--cluster-replica-validity-factor',
+        '0',
+        '--maxmemory-policy',
+        'noeviction',
+      ]);
     }
     await run(
       'redis-cli',
@@ -110,7 +120,7 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
         'create',
         ...ports.map((p) => `127.0.0.1:${p}`),
         '--cluster-replicas',
-        '1',
+        String(replicas),
         '--cluster-yes',
       ],
       { timeout: 60_000 },
@@ -139,8 +149,9 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
     await until('the private Redis Cluster to be ok', 60_000, async () => {
       if (!(await clusterOk())) return false;
       const view = await topology();
-      if (view.length !== 6 || view.filter((n) => n.role === 'master').length !== 3) return false;
-      for (const n of view.filter((v) => v.role === 'master')) {
+      if (view.length !== ports.length || view.filter((n) => n.role === 'master').length !== 3)
+        return false;
+      for (const n of replicas ? view.filter((v) => v.role === 'master') : []) {
         const info = String(await command(n.port, ['INFO', 'replication']));
         if (!/slave0:.*state=online/.test(info)) return false;
       }
@@ -182,6 +193,13 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
         return { port, killedAt };
       },
       waitForFailover,
+      restart: async (port) => {
+        const i = nodes.findIndex((n) => n.port === port);
+        if (i === -1 || nodes[i]?.alive())
+          throw new Error(`node ${port} is not a dead node of ours`);
+        nodes[i] = await startClusterNode(port);
+      },
+      isOk: clusterOk,
       destroy,
     };
   } catch (err) {
