@@ -62,7 +62,7 @@ export type AdaptiveState = {
   at: number;
 };
 
-/** The AIMD step, apart from Redis and the database (test/adaptive-steer.test.ts). */
+/** The AIMD step, apart from Redis and the database. */
 export function steer(o: {
   rate: number;
   signalMs: number;
