@@ -137,9 +137,13 @@ export class ImpactSampler {
 
   private async tick() {
     if (this.ticking) {
-      // A probe still in flight: its time so far is a sample already, when it is long.
-      if (this.leader && this.inFlightSince !== null)
+      // A probe still in flight: its time so far is a sample already, when it is long; the
+      // lease is kept meanwhile, so no second sampler starts probing behind the same stall.
+      if (this.leader && this.inFlightSince !== null) {
+        const { redis, sq } = this.deps;
+        await redis.eval(LEASE, 1, leaseKey(sq), this.me, LEASE_MS).catch(() => {});
         await this.step(performance.now() - this.inFlightSince).catch(() => {});
+      }
       return;
     }
     this.ticking = true;
@@ -154,7 +158,11 @@ export class ImpactSampler {
             : 'another worker measures the commit latency now',
         );
       this.leader = leader;
-      if (!leader) return;
+      if (!leader) {
+        this.samples = [];
+        this.lastTaken = null;
+        return;
+      }
       this.inFlightSince = performance.now();
       let ms: number;
       try {
