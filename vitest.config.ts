@@ -3,20 +3,12 @@ import { defineConfig } from 'vitest/config';
 /**
  * Three groups, one after the other. Most files wait on child processes and servers rather than
  * compute, so on two cores several run at once; the files that measure rates or time failovers
- * run last, a few at a time, so that others' load cannot skew what they measure. Every file
+ * run last, two at a time, so that others' load cannot skew what they measure. Every file
  * owns its database and Redis prefix (test/support), so files of one group never share state.
  */
 
-/** Files whose assertions depend on timing: rates, failovers, shutdown bounds, drains. */
-const TIMED = [
-  'test/gentle.test.ts',
-  'test/throttles.test.ts',
-  'test/redis-ha.test.ts',
-  'test/worker-shutdown.test.ts',
-  'test/sweeper-outages.test.ts',
-  'test/sweeper-processes.test.ts',
-  'test/fleet-processes.test.ts',
-];
+/** Files whose assertions measure time: a fleet's row rate, a replica's lag, a failover. */
+const TIMED = ['test/gentle.test.ts', 'test/throttles.test.ts', 'test/redis-ha.test.ts'];
 
 /** Files that start `audit-sweeper` processes or private servers (PostgreSQL, Redis, Chromium, Prometheus). */
 const PROCESSES = [
@@ -27,6 +19,7 @@ const PROCESSES = [
   'test/config.test.ts',
   'test/dashboard-cli.test.ts',
   'test/deploy.test.ts',
+  'test/fleet-processes.test.ts',
   'test/dry-run.test.ts',
   'test/headroom.test.ts',
   'test/last-resort.test.ts',
@@ -43,6 +36,9 @@ const PROCESSES = [
   'test/simulate.test.ts',
   'test/start.test.ts',
   'test/sweep-partition.test.ts',
+  'test/sweeper-outages.test.ts',
+  'test/sweeper-processes.test.ts',
+  'test/worker-shutdown.test.ts',
 ];
 
 export default defineConfig({
@@ -72,7 +68,7 @@ export default defineConfig({
         test: {
           name: 'processes',
           include: PROCESSES,
-          maxWorkers: 3,
+          maxWorkers: 4,
           sequence: { groupOrder: 1 },
         },
       },
@@ -81,7 +77,7 @@ export default defineConfig({
         test: {
           name: 'timed',
           include: TIMED,
-          maxWorkers: 1,
+          maxWorkers: 2,
           sequence: { groupOrder: 2 },
         },
       },
