@@ -1,33 +1,23 @@
 import { createServer, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startCli } from './support/cli.ts';
 import { basic } from './support/dashboard-harness.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
-import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
+import { TEST_REDIS_URL } from './support/redis.ts';
+import { useTestWorld } from './support/world.ts';
 
 /**
  * `audit-sweeper dashboard` as a real process: with no DASHBOARD_PASSWORD it makes one up and
  * prints it once, never running open; SIGTERM shuts it down cleanly.
  */
 
-let db: TestDatabase;
-const prefix = createTestPrefix('dashboard_cli');
-
-beforeAll(async () => {
-  db = await createTestDatabase('dashboard_cli');
-});
-
-afterAll(async () => {
-  await db?.drop();
-  await prefix.cleanup();
-});
+const world = useTestWorld('dashboard_cli');
 
 describe('audit-sweeper dashboard', () => {
   it('generates a password when none is set, prints it once, and requires it', async () => {
     const cli = startCli(['dashboard'], {
-      DATABASE_URL: db.url,
+      DATABASE_URL: world.db.url,
       REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: prefix.prefix,
+      QUEUE_PREFIX: world.prefix,
       DASHBOARD_PORT: '0',
       DASHBOARD_BASE_PATH: '/audit',
       DASHBOARD_USER: 'ops',
@@ -71,9 +61,9 @@ describe('audit-sweeper dashboard', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const { port } = silent.address() as { port: number };
     const cli = startCli(['dashboard'], {
-      DATABASE_URL: db.url,
+      DATABASE_URL: world.db.url,
       REDIS_URL: `redis://127.0.0.1:${port}`,
-      QUEUE_PREFIX: prefix.prefix,
+      QUEUE_PREFIX: world.prefix,
       DASHBOARD_PORT: '0',
       DASHBOARD_PASSWORD: '',
     });
@@ -92,16 +82,16 @@ describe('audit-sweeper dashboard', () => {
 
   it('SIGTERM lets a request in flight finish (graceful drain), refuses new connections, then exits 0', async () => {
     const cli = startCli(['dashboard'], {
-      DATABASE_URL: db.url,
+      DATABASE_URL: world.db.url,
       REDIS_URL: TEST_REDIS_URL,
-      QUEUE_PREFIX: prefix.prefix,
+      QUEUE_PREFIX: world.prefix,
       DASHBOARD_PORT: '0',
       DASHBOARD_PASSWORD: 'drain the requests',
       // The slow request below waits on a lock: it must not time out first.
       API_STATEMENT_TIMEOUT: '1h',
     });
     // Holds the audit log, so that an API request stays in flight until COMMIT.
-    const locker = await db.pool.connect();
+    const locker = await world.db.pool.connect();
     try {
       const { port } = JSON.parse(await cli.waitForOutput(/dashboard listening/));
       const origin = `http://127.0.0.1:${port}`;
@@ -113,7 +103,7 @@ describe('audit-sweeper dashboard', () => {
       // The API's query is waiting for the lock: the request is in flight.
       await expect
         .poll(async () => {
-          const { rows } = await db.pool.query(
+          const { rows } = await world.db.pool.query(
             `SELECT count(*)::int AS n FROM pg_stat_activity
               WHERE datname = current_database() AND application_name = 'audit-sweeper api'
                 AND wait_event_type = 'Lock'`,

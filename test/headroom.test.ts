@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readHeadroom } from '../src/read/headroom.ts';
 import { runCli } from './support/cli.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { sweeperEnv } from './support/harness.ts';
-import { createTestPrefix } from './support/redis.ts';
 import { seed } from './support/seed.ts';
+import { useTestWorld } from './support/world.ts';
 
 /**
  * The cutoff's headroom: how long real operations took (completed with success or error in the
@@ -12,23 +11,16 @@ import { seed } from './support/seed.ts';
  * when they come close to the cutoff.
  */
 
-let db: TestDatabase;
-const prefix = createTestPrefix('headroom');
+const world = useTestWorld('headroom');
 
 beforeAll(async () => {
-  db = await createTestDatabase('headroom');
   // History outside the window: a plan over it must not read it.
-  await seed(db.pool, { kind: 'completed', count: 200_000, tag: 'old' });
-  await db.pool.query('ANALYZE audit_log');
+  await seed(world.db.pool, { kind: 'completed', count: 200_000, tag: 'old' });
+  await world.db.pool.query('ANALYZE audit_log');
 });
-afterAll(async () => {
-  await db?.drop();
-  await prefix.cleanup();
-});
-
 /** Operations completed just now that took `seconds` each, with `kind`. */
 async function completed(seconds: number[], kind: 'success' | 'error' | 'timeout' = 'success') {
-  await db.pool.query(
+  await world.db.pool.query(
     `INSERT INTO audit_log (id, request_id, request_uri, operation_id, source_ip, actor_kind,
                            time_started, time_completed, http_status_code, error_message, result_kind)
      SELECT gen_random_uuid(), 'h-' || g, '/x', 'op', '10.0.0.1', 'unauthenticated',
@@ -43,7 +35,7 @@ async function completed(seconds: number[], kind: 'success' | 'error' | 'timeout
 describe('the cutoff headroom', () => {
   it('reads the newest completions along the completion index, never the history', async () => {
     // An hour of a busy application (300k completions, about 80 a second) over the history.
-    await db.pool.query(
+    await world.db.pool.query(
       `INSERT INTO audit_log (id, request_id, request_uri, operation_id, source_ip, actor_kind,
                              time_started, time_completed, http_status_code, result_kind)
        SELECT gen_random_uuid(), 'w-' || g, '/x', 'op', '10.0.0.1', 'unauthenticated',
@@ -51,8 +43,8 @@ describe('the cutoff headroom', () => {
               200, 'success'
          FROM generate_series(1, 300000) AS g`,
     );
-    await db.pool.query('ANALYZE audit_log');
-    const { rows } = await db.pool.query(
+    await world.db.pool.query('ANALYZE audit_log');
+    const { rows } = await world.db.pool.query(
       `EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS)
        SELECT count(*) FROM (SELECT time_completed FROM audit_log
          WHERE time_completed IS NOT NULL AND time_completed > now() - interval '1 hour'
@@ -67,7 +59,7 @@ describe('the cutoff headroom', () => {
     // The newest 10,000 of 500k rows: a few hundred pages, not the window's or the table's.
     const top = rows[0]['QUERY PLAN'][0].Plan;
     expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(1_000);
-    await db.pool.query(`DELETE FROM audit_log WHERE request_id LIKE 'w-%'`);
+    await world.db.pool.query(`DELETE FROM audit_log WHERE request_id LIKE 'w-%'`);
   });
 
   it('gives p99 and max of success and error operations, not of timeouts, cached a minute', async () => {
@@ -76,19 +68,22 @@ describe('the cutoff headroom', () => {
     await completed([120], 'error');
     await completed([7200], 'timeout'); // the sweeper's: not a real operation
     const now = Date.now();
-    const h = await readHeadroom(db.pool, now);
+    const h = await readHeadroom(world.db.pool, now);
     expect(h.samples).toBe(201);
     expect(h.maxMs).toBeGreaterThanOrEqual(120_000);
     expect(h.maxMs).toBeLessThan(121_000);
     expect(h.p99Ms).toBeGreaterThanOrEqual(10_000);
     expect(h.p99Ms).toBeLessThan(120_000);
     await completed([600]);
-    expect((await readHeadroom(db.pool, now + 30_000)).maxMs).toBe(h.maxMs);
-    expect((await readHeadroom(db.pool, now + 61_000)).maxMs).toBeGreaterThanOrEqual(600_000);
+    expect((await readHeadroom(world.db.pool, now + 30_000)).maxMs).toBe(h.maxMs);
+    expect((await readHeadroom(world.db.pool, now + 61_000)).maxMs).toBeGreaterThanOrEqual(600_000);
   });
 
   it('status shows it beside STALE_AFTER, with a health reason when operations come close', async () => {
-    const env = sweeperEnv({ databaseUrl: db.url, prefix: prefix.prefix }, { STALE_AFTER: '15m' });
+    const env = sweeperEnv(
+      { databaseUrl: world.db.url, prefix: world.prefix },
+      { STALE_AFTER: '15m' },
+    );
     const { output } = await runCli(['status', '--json'], env);
     const report = JSON.parse(output.trim().split('\n').at(-1) ?? '');
     expect(report.headroom.maxMs).toBeGreaterThanOrEqual(600_000);

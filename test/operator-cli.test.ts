@@ -1,12 +1,11 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { processFleet, sweeperEnv } from './support/harness.ts';
 import { type PrivateRedis, startPrivateRedis } from './support/private-servers.ts';
-import { createTestPrefix } from './support/redis.ts';
+import { useTestWorld } from './support/world.ts';
 
 /**
  * What an operator meets at the command line, with real processes: --version, a --help that
@@ -16,19 +15,10 @@ import { createTestPrefix } from './support/redis.ts';
 const VERSION = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
   .version as string;
 
-let db: TestDatabase;
-const prefix = createTestPrefix('operator-cli');
+const world = useTestWorld('operator_cli');
 const fleet = processFleet();
 
-beforeAll(async () => {
-  db = await createTestDatabase('operator_cli');
-});
 afterEach((context) => fleet.cleanup(context));
-afterAll(async () => {
-  await db?.drop();
-  await prefix.cleanup();
-});
-
 describe('audit-sweeper --version and --help', () => {
   it('--version prints the package version and exits 0, reading no setting', async () => {
     const { code, output } = await runCli(['--version'], { SWEEP_EVERY: 'banana' });
@@ -79,7 +69,7 @@ describe('sweep --wait', () => {
     const started = Date.now();
     const { code, output } = await runCli(
       ['sweep', '--wait', '--timeout', '8s'],
-      sweeperEnv({ databaseUrl: db.url, prefix: prefix.prefix }),
+      sweeperEnv({ databaseUrl: world.db.url, prefix: world.prefix }),
     );
     expect(code, output).toBe(3);
     const lines = output.trim().split('\n');
@@ -123,7 +113,7 @@ describe('start with Redis unreachable at boot', () => {
     const start = fleet.start(
       ['start'],
       sweeperEnv(
-        { databaseUrl: db.url, prefix: prefix.prefix, redisUrl: redis.url },
+        { databaseUrl: world.db.url, prefix: world.prefix, redisUrl: redis.url },
         { DASHBOARD_PORT: '0', DASHBOARD_PASSWORD: 'operator-cli-password' },
       ),
     );
@@ -152,7 +142,7 @@ describe('start with Redis unreachable at boot', () => {
     const start = fleet.start(
       ['start'],
       sweeperEnv(
-        { databaseUrl: db.url, prefix: prefix.prefix, redisUrl: deadRedis },
+        { databaseUrl: world.db.url, prefix: world.prefix, redisUrl: deadRedis },
         { DASHBOARD_PORT: '0', DASHBOARD_PASSWORD: 'operator-cli-password' },
       ),
     );

@@ -9,6 +9,7 @@ import { completeEntry } from '../src/sql/store.ts';
 import { AuditLogStore } from '../src/store/store.ts';
 import { AUTH, newEntry, PASSWORD, USER } from './support/dashboard-harness.ts';
 import { type ReplicatedPostgres, startReplicatedPostgres } from './support/pg-replica.ts';
+import { sleep } from './support/poll.ts';
 import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
 
 /**
@@ -26,7 +27,6 @@ let config: Config;
 let origin = '';
 const prefix = createTestPrefix('read_replica');
 const closers: (() => Promise<void>)[] = [];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   pair = await startReplicatedPostgres();

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createServer, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createDashboardApp } from '../dashboard/app.ts';
 import { closeServer, listen } from '../src/cli/lifecycle.ts';
 import { startWorkerService } from '../src/cli/worker.ts';
@@ -12,11 +12,11 @@ import { connectProducer } from '../src/queue/connection.ts';
 import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
 import { AUTH, PASSWORD, USER } from './support/dashboard-harness.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { sweeperEnv } from './support/harness.ts';
 import { captureLogger } from './support/logs.ts';
-import { createTestPrefix, TEST_REDIS_URL } from './support/redis.ts';
+import { TEST_REDIS_URL } from './support/redis.ts';
 import { seed } from './support/seed.ts';
+import { useTestWorld } from './support/world.ts';
 
 /**
  * /readyz needs no credentials, so anyone who reaches the port can send a flood of them. Each
@@ -26,18 +26,11 @@ import { seed } from './support/seed.ts';
  */
 
 const FLOOD = 300;
-let db: TestDatabase;
-const prefix = createTestPrefix('readiness');
+const world = useTestWorld('readiness');
 const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase('readiness');
-});
 
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
-  await db?.drop();
-  await prefix.cleanup();
 });
 
 const flood = (url: string) =>
@@ -49,9 +42,9 @@ async function dashboard(
   readinessPool: Pool,
 ): Promise<{ origin: string; close: () => Promise<void> }> {
   const config = loadConfig({
-    DATABASE_URL: db.url,
+    DATABASE_URL: world.db.url,
     REDIS_URL: TEST_REDIS_URL,
-    QUEUE_PREFIX: prefix.prefix,
+    QUEUE_PREFIX: world.prefix,
     DASHBOARD_USER: USER,
     DASHBOARD_PASSWORD: PASSWORD,
   });
@@ -88,8 +81,8 @@ const selectOnes = (spy: { mock: { calls: unknown[][] } }) =>
 
 describe('the dashboard under a flood of /readyz', () => {
   it('checks PostgreSQL once or twice for 300 probes, on its own connection, never the overview pool', async () => {
-    const pool = createPool(db.url, silentLogger, { max: 2 });
-    const readinessPool = createReadinessPool(db.url, silentLogger);
+    const pool = createPool(world.db.url, silentLogger, { max: 2 });
+    const readinessPool = createReadinessPool(world.db.url, silentLogger);
     const { origin, close } = await dashboard(pool, readinessPool);
     cleanups.push(close);
     const shared = vi.spyOn(pool, 'query');
@@ -117,7 +110,7 @@ describe('the dashboard under a flood of /readyz', () => {
       silent.close();
     });
     const { port } = silent.address() as { port: number };
-    const pool = createPool(db.url, silentLogger, { max: 2 });
+    const pool = createPool(world.db.url, silentLogger, { max: 2 });
     const stuck = createReadinessPool(`postgres://root@127.0.0.1:${port}/nowhere`, silentLogger);
     const { origin, close } = await dashboard(pool, stuck);
     cleanups.push(close);
@@ -135,14 +128,14 @@ describe('the dashboard under a flood of /readyz', () => {
 
 describe('a worker under a flood of /readyz', () => {
   it("keeps sweeping, and the probes never run on the chunks' connections", async () => {
-    const env = sweeperEnv({ databaseUrl: db.url, prefix: prefix.prefix });
+    const env = sweeperEnv({ databaseUrl: world.db.url, prefix: world.prefix });
     const config = loadConfig({ ...env, SWEEP_CONCURRENCY: '1', SWEEP_CHUNK_SIZE: '200' });
     const { logger, records } = captureLogger();
     const worker = await startWorkerService(config, logger);
     cleanups.push(() => worker.close());
     const listening = records().find((r) => r.msg === 'probes and metrics listening');
     const url = `http://127.0.0.1:${listening?.port}/readyz`;
-    await seed(db.pool, { kind: 'incomplete', count: 20_000, tag: 'flood' });
+    await seed(world.db.pool, { kind: 'incomplete', count: 20_000, tag: 'flood' });
 
     const redis = await connectProducer(config, silentLogger);
     const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
@@ -165,7 +158,7 @@ describe('a worker under a flood of /readyz', () => {
     // Floods while the run sweeps, and what PostgreSQL sees of them.
     while (!done) {
       probes.push(flood(url));
-      const { rows } = await db.pool.query<{ readiness: number; selectOnWorker: number }>(
+      const { rows } = await world.db.pool.query<{ readiness: number; selectOnWorker: number }>(
         `SELECT count(*) FILTER (WHERE application_name = 'audit-sweeper readiness')::int AS readiness,
                 count(*) FILTER (WHERE application_name = 'audit-sweeper worker'
                                    AND query = 'SELECT 1')::int AS "selectOnWorker"

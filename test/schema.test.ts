@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { describe, expect, it } from 'vitest';
+import { useTestWorld } from './support/world.ts';
 
 /**
  * The audit_log table as migrations build it: columns, enums, every check constraint (each
@@ -8,15 +8,7 @@ import { createTestDatabase, type TestDatabase } from './support/db.ts';
  * partial indexes and the view. Rows are written with raw SQL, bypassing the store's checks.
  */
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase('schema');
-});
-
-afterAll(async () => {
-  await db?.drop();
-});
+const world = useTestWorld('schema');
 
 type Row = Record<string, unknown>;
 
@@ -46,7 +38,7 @@ function baseRow(): Row {
 async function insert(overrides: Row): Promise<void> {
   const row = { ...baseRow(), ...overrides };
   const columns = Object.keys(row);
-  await db.pool.query(
+  await world.db.pool.query(
     `INSERT INTO audit_log (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
     Object.values(row),
   );
@@ -71,7 +63,7 @@ const uuid = () => randomUUID();
 
 describe('columns and types', () => {
   it('has every column of the reference schema with its type and nullability', async () => {
-    const { rows } = await db.pool.query(
+    const { rows } = await world.db.pool.query(
       `SELECT column_name, data_type, udt_name, is_nullable
          FROM information_schema.columns
         WHERE table_schema = 'public' AND table_name = 'audit_log'
@@ -102,7 +94,7 @@ describe('columns and types', () => {
   });
 
   it('has id as primary key', async () => {
-    const { rows } = await db.pool.query(
+    const { rows } = await world.db.pool.query(
       `SELECT a.attname FROM pg_index i
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
         WHERE i.indrelid = 'audit_log'::regclass AND i.indisprimary`,
@@ -114,7 +106,7 @@ describe('columns and types', () => {
   });
 
   it('has the three enums with exactly the reference values, in order', async () => {
-    const { rows } = await db.pool.query(
+    const { rows } = await world.db.pool.query(
       `SELECT t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) AS labels
          FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
         GROUP BY t.typname ORDER BY t.typname`,
@@ -151,7 +143,7 @@ describe('columns and types', () => {
 
 describe('check constraints', () => {
   it('has exactly the named check constraints', async () => {
-    const { rows } = await db.pool.query(
+    const { rows } = await world.db.pool.query(
       `SELECT conname FROM pg_constraint
         WHERE conrelid = 'audit_log'::regclass AND contype = 'c' ORDER BY conname`,
     );
@@ -302,7 +294,7 @@ describe('check constraints', () => {
       await insert({ id });
       const columns = Object.keys(overrides);
       const err = await rejection(
-        db.pool.query(
+        world.db.pool.query(
           `UPDATE audit_log SET ${columns.map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1`,
           [id, ...Object.values(overrides)],
         ),
@@ -353,14 +345,14 @@ describe('check constraints', () => {
   it.each(accepted)('accepts %s', async (_case, overrides) => {
     const id = uuid();
     await insert({ ...overrides, id });
-    const { rowCount } = await db.pool.query('SELECT 1 FROM audit_log WHERE id = $1', [id]);
+    const { rowCount } = await world.db.pool.query('SELECT 1 FROM audit_log WHERE id = $1', [id]);
     expect(rowCount).toBe(1);
   });
 });
 
 describe('indexes and view', () => {
   it('has the two partial indexes of the reference', async () => {
-    const { rows } = await db.pool.query(
+    const { rows } = await world.db.pool.query(
       `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_log'`,
     );
     const defs = Object.fromEntries(rows.map((r) => [r.indexname, r.indexdef]));
@@ -379,7 +371,7 @@ describe('indexes and view', () => {
     await insert({ id: incomplete });
     await insert({ id: success, ...done, result_kind: 'success', http_status_code: 200 });
     await insert({ id: timeout, ...done, result_kind: 'timeout' });
-    const { rows } = await db.pool.query(
+    const { rows } = await world.db.pool.query(
       'SELECT id, result_kind FROM audit_log_complete WHERE id = ANY($1::uuid[]) ORDER BY result_kind',
       [[incomplete, success, timeout]],
     );
@@ -387,7 +379,7 @@ describe('indexes and view', () => {
       { id: success, result_kind: 'success' },
       { id: timeout, result_kind: 'timeout' },
     ]);
-    const { rows: counts } = await db.pool.query(
+    const { rows: counts } = await world.db.pool.query(
       `SELECT (SELECT count(*) FROM audit_log_complete)::int AS view,
               (SELECT count(*) FROM audit_log WHERE time_completed IS NOT NULL)::int AS completed,
               (SELECT count(*) FROM audit_log_complete WHERE time_completed IS NULL)::int AS leaked`,
@@ -397,7 +389,7 @@ describe('indexes and view', () => {
 
     const columns = async (table: string) =>
       (
-        await db.pool.query(
+        await world.db.pool.query(
           `SELECT column_name, udt_name FROM information_schema.columns
             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`,
           [table],
@@ -410,9 +402,9 @@ describe('indexes and view', () => {
     const id = uuid();
     await insert({ id });
     const inView = async () =>
-      (await db.pool.query('SELECT 1 FROM audit_log_complete WHERE id = $1', [id])).rowCount;
+      (await world.db.pool.query('SELECT 1 FROM audit_log_complete WHERE id = $1', [id])).rowCount;
     expect(await inView()).toBe(0);
-    await db.pool.query(
+    await world.db.pool.query(
       `UPDATE audit_log SET time_completed = now(), result_kind = 'success', http_status_code = 204
         WHERE id = $1`,
       [id],

@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerUrlSecret, scrubSecrets } from '../src/secrets.ts';
 import { basic } from './support/dashboard-harness.ts';
-import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { processFleet, sweeperEnv } from './support/harness.ts';
 import { freePort, type PrivateRedis, startPrivateRedis } from './support/private-servers.ts';
-import { createTestPrefix } from './support/redis.ts';
+import { useTestWorld } from './support/world.ts';
 
 /**
  * Credentials never reach a log line or an error message. Real processes run with passwords in
@@ -31,27 +30,23 @@ const SECRETS = [
   ...Object.values(SLASHED),
 ];
 
-let db: TestDatabase;
+const world = useTestWorld('secrets');
 let redis: PrivateRedis;
-const prefix = createTestPrefix('secrets');
 const fleet = processFleet();
 /** What every process of this file wrote, stdout and stderr. */
 const written: string[] = [];
 
 beforeAll(async () => {
-  db = await createTestDatabase('secrets');
   redis = await startPrivateRedis({ password: REDIS_SECRET });
 });
 afterEach((context) => fleet.cleanup(context));
 afterAll(async () => {
   await redis?.destroy();
-  await db?.drop();
-  await prefix.cleanup();
 });
 
 /** The test database's URL with a password in it (the shared server trusts, so it is ignored). */
 const pgUrl = (port?: number) => {
-  const url = new URL(db.url);
+  const url = new URL(world.db.url);
   url.password = PG_SECRET;
   if (port) url.port = String(port);
   return url.toString();
@@ -59,7 +54,7 @@ const pgUrl = (port?: number) => {
 
 const env = (overrides: Record<string, string> = {}) =>
   sweeperEnv(
-    { databaseUrl: pgUrl(), prefix: prefix.prefix, redisUrl: redis.url },
+    { databaseUrl: pgUrl(), prefix: world.prefix, redisUrl: redis.url },
     {
       LOG_LEVEL: 'trace',
       SWEEP_EVERY: '1s',

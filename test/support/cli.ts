@@ -15,11 +15,12 @@ export type CliProcess = {
 };
 
 /**
- * Starts `audit-sweeper <args>` as a real child process, from the TypeScript sources (so it is
- * always the code under test, with no build step), with the given environment added.
+ * Starts `audit-sweeper <args>` as a real child process, from the built code as users run it
+ * (bin/audit-sweeper.js; vitest's global setup rebuilds dist/ first, so it is always the code
+ * under test), with the given environment added.
  */
 export function startCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, ['bin/audit-sweeper.js', ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

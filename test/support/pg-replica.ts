@@ -1,6 +1,7 @@
 import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { pollUntil } from './poll.ts';
 import { freePort, initCluster, postgresFolder, startCluster } from './private-servers.ts';
 
 /**
@@ -48,26 +49,6 @@ export type ReplicatedPostgres = {
   /** Stops both servers and removes their files. */
   destroy: () => Promise<void>;
 };
-
-/** Polls `probe` until it is true; fails naming `what` after `timeoutMs`. */
-async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  o: { timeoutMs: number; intervalMs: number; ignoreErrors?: boolean },
-): Promise<void> {
-  const deadline = Date.now() + o.timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      if (!o.ignoreErrors) throw err;
-      last = err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, o.intervalMs));
-  }
-  throw new Error(`${what}: not within ${o.timeoutMs} ms${last ? ` (${last})` : ''}`);
-}
 
 export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
   // pg_basebackup may take longer than a start or a stop.
@@ -137,7 +118,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
       'postgres',
     ]);
     await start(replicaData, replicaPort);
-    await waitFor(
+    await pollUntil(
       'the replica streaming from the primary',
       async () =>
         (await query(primaryPort, `SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'`))
@@ -154,7 +135,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
     const [{ lsn }] = (await query(primaryPort, 'SELECT pg_current_wal_lsn()::text AS lsn')) as [
       { lsn: string },
     ];
-    await waitFor(
+    await pollUntil(
       `the replica replaying up to ${lsn}`,
       async () =>
         (
@@ -171,7 +152,7 @@ export async function startReplicatedPostgres(): Promise<ReplicatedPostgres> {
     replica: server(replicaPort),
     pauseReplay: async () => {
       await query(replicaPort, 'SELECT pg_wal_replay_pause()');
-      await waitFor(
+      await pollUntil(
         'WAL replay paused',
         async () =>
           (

@@ -16,7 +16,7 @@ import pg from 'pg';
 
 const run = promisify(execFile);
 
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from './poll.ts';
 
 /** A TCP port nobody listens on right now (the kernel's pick). */
 export async function freePort(): Promise<number> {
@@ -43,17 +43,7 @@ export async function portIsFree(port: number): Promise<boolean> {
 
 /** Polls `probe` every 100 ms until it returns true; a probe that throws counts as not yet. */
 export async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>) {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${what} not ready within ${timeoutMs} ms${last ? `: ${last}` : ''}`);
+  await pollUntil(`${what} ready`, probe, { timeoutMs, intervalMs: 100, ignoreErrors: true });
 }
 
 // ---- Redis ----------------------------------------------------------------------------------
