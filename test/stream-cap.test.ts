@@ -110,9 +110,9 @@ describe('SWEEP_MAX_STREAMS', () => {
     expect(sweep.code, sweep.output).toBe(0);
     expect(await staleLeft(db)).toBe(0);
     const held = holdings(workers);
-    // All 16 partitions were swept, by more than one process, two at a time at most.
+    // All 16 partitions were swept, two at a time at most (whichever processes took them: one
+    // with 2 slots may chain them all, BullMQ handing it the next job as it finishes one).
     expect(held.length).toBeGreaterThanOrEqual(16);
-    expect(new Set(held.map((h) => h.worker)).size).toBeGreaterThan(1);
     expect(mostAtOnce(held)).toBe(2);
 
     // `status` shows the streams in use against the cap.
