@@ -8,7 +8,14 @@ import { defineConfig } from 'vitest/config';
  */
 
 /** Files whose assertions measure time: a fleet's row rate, a replica's lag, a failover. */
-const TIMED = ['test/gentle.test.ts', 'test/throttles.test.ts', 'test/redis-ha.test.ts'];
+const TIMED = [
+  'test/gentle.test.ts',
+  'test/throttles.test.ts',
+  'test/redis-ha.test.ts',
+  // The adaptive throttle's signal is a commit latency; the stream cap's slot returns in time.
+  'test/adaptive-throttle.test.ts',
+  'test/stream-cap.test.ts',
+];
 
 /** Files that start `audit-sweeper` processes or private servers (PostgreSQL, Redis, Chromium, Prometheus). */
 const PROCESSES = [

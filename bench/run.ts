@@ -17,6 +17,11 @@
  *    median over several rows. <= SWEEP_EVERY + 1 s
  * 6. The audit-log API under load (bench/api-load.ts): api_p50_ms, api_p99_ms, api_errors and
  *    readyz_failures for 2000 requests at 50 concurrent on 1M completed rows. 0, 0, < 100 ms
+ * 8. Impact (bench/impact.ts, issue 18): an application at a fixed 300 ops/s (4 connections,
+ *    init then complete) while 1, 2, 4 worker processes drain with defaults, once one UPDATE,
+ *    once 4 workers with the throttle and cap off. impact_p99_ratio_w1/_w4 <= 5 (writers' p99
+ *    over idle), impact_drain_vs_update_w4 <= 3, impact_off_update_vs_drain_w4 >= 1.2.
+ *    BENCH_ONLY=impact runs this part alone.
  * 7. Gentleness (bench/gentle.ts): writer p99 during a full-speed drain and during drains paced
  *    at a half and a quarter of the full-speed rate, over idle (paced_writer_p99_ratio <= 2),
  *    and each drain's rate.
@@ -28,7 +33,9 @@ import { createTestDatabase, type TestDatabase } from '../test/support/db.ts';
 import { runApiLoadBench } from './api-load.ts';
 import { measureGentle } from './gentle.ts';
 import { measureIdle } from './idle.ts';
+import { measureImpact } from './impact.ts';
 import {
+  MAINTENANCE,
   median,
   quantile,
   resetStale,
@@ -61,7 +68,9 @@ async function drainAndWriters() {
   databases.push(db);
   log(`drain: seeding ${ROWS} rows, ${STALE} stale ...`);
   await seedRows(db.pool, ROWS, STALE);
-  const workers = await startWorkers(db.url, WORKERS);
+  // The maintenance-window drain (throttle and cap off) against the single UPDATE; what the
+  // defaults cost the application is measured by bench/impact.ts.
+  const workers = await startWorkers(db.url, WORKERS, MAINTENANCE);
   cleanups.push(workers.close);
   const product = async () => {
     const { ms, summary } = await workers.sweep();
@@ -201,8 +210,25 @@ async function detection(db: TestDatabase) {
   }
 }
 
+/** Issue 18: the application's writers while 1, 2, 4 workers drain with defaults (impact.ts). */
+const impact = () =>
+  measureImpact({
+    rows: env('BENCH_IMPACT_ROWS', 3_000_000, 200_000),
+    stale: env('BENCH_IMPACT_STALE', 1_000_000, 100_000),
+    rate: env('BENCH_IMPACT_RATE', 300, 300),
+    clients: 4,
+    log,
+    cleanups,
+    databases,
+  });
+
 async function main() {
   const started = performance.now();
+  if (process.env.BENCH_ONLY === 'impact') {
+    const result = { quick: QUICK, ...(await impact()) };
+    console.log(JSON.stringify(result));
+    return;
+  }
   log(
     `audit-sweeper bench${QUICK ? ' --quick' : ''}: ${WORKERS} worker processes, default settings`,
   );
@@ -233,6 +259,7 @@ async function main() {
     rounds: QUICK ? 1 : ROUNDS,
     log,
   });
+  const impacted = await impact();
   const result = {
     quick: QUICK,
     rows: ROWS,
@@ -244,6 +271,7 @@ async function main() {
     ...memory,
     ...latency,
     ...api,
+    ...impacted,
     missed: [] as string[],
     seconds: Math.round((performance.now() - started) / 1000),
   };
@@ -262,6 +290,10 @@ async function main() {
     ['api_errors == 0', result.api_errors === 0],
     ['readyz_failures == 0', result.readyz_failures === 0],
     ['api_p99_ms < 100', result.api_p99_ms < 100],
+    ['impact_p99_ratio_w1 <= 5', result.impact_p99_ratio_w1 <= 5],
+    ['impact_p99_ratio_w4 <= 5', result.impact_p99_ratio_w4 <= 5],
+    ['impact_drain_vs_update_w4 <= 3', result.impact_drain_vs_update_w4 <= 3],
+    ['impact_off_update_vs_drain_w4 >= 1.2', result.impact_off_update_vs_drain_w4 >= 1.2],
   ];
   result.missed = targets.filter(([, met]) => !met).map(([target]) => target);
   log(result.missed.length ? `missed targets: ${result.missed.join('; ')}` : 'every target met');

@@ -69,6 +69,9 @@ export type WorkerSet = {
 };
 
 /** `count` worker processes (the real CLI) on a queue prefix of their own. */
+/** A maintenance window: the adaptive throttle and the stream cap off (full speed). */
+export const MAINTENANCE = { SWEEP_IMPACT_TARGET: 'off', SWEEP_MAX_STREAMS: 'off' };
+
 export async function startWorkers(
   databaseUrl: string,
   count: number,

@@ -215,10 +215,15 @@ function controlNote(o: Overview): string {
   if (!c) return 'unknown: Redis does not answer';
   if (c.pause)
     return `by ${c.pause.by}${c.pause.reason ? `: ${c.pause.reason}` : ''}; ${c.pause.until ? `until ${time(c.pause.until)}` : 'until resumed'}`;
+  // The adaptive throttle's reason and the streams against their cap, whatever else holds.
+  const fleet = [
+    ...(c.adaptive ? [c.adaptive.reason] : []),
+    `streams ${c.streams.inUse} of ${c.streams.cap ?? 'no cap'}`,
+  ].join('; ');
   const held = c.workers.map(describeWorker);
-  if (held.length) return [...new Set(held)].join('; ');
+  if (held.length) return `${[...new Set(held)].join('; ')}; ${fleet}`;
   const l = c.limits;
-  return `limits: pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}, replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}, active backends ${l.maxActiveBackends ?? 'off'}`;
+  return `${fleet}; limits: pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}, replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}, active backends ${l.maxActiveBackends ?? 'off'}`;
 }
 
 function card(label: string, id: string, value: string, note: string, tone = ''): string {

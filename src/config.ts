@@ -115,6 +115,9 @@ const text = (def: string | undefined, pattern: RegExp, accepted: string): Setti
  */
 export const LIST_SAFETY_MARGIN_FLOOR_MS = 2_000;
 
+/** The adaptive throttle's target: a multiple of the idle baseline, or a fixed latency (ms). */
+export type ImpactTarget = { multiple: number } | { ms: number };
+
 /** Retention never deletes completed rows younger than a day (see RETENTION). */
 export const RETENTION_FLOOR_MS = 86_400_000;
 
@@ -200,6 +203,25 @@ export const SETTINGS = {
   SWEEP_MAX_ROWS_PER_SECOND: orOff(integer('', 1, 10_000_000), 'off'),
   SWEEP_MAX_REPLICA_LAG: orOff(duration('', 1, INTERVAL_MAX), '10s'),
   SWEEP_MAX_ACTIVE_BACKENDS: orOff(integer('', 1, 100_000), 'off'),
+  // Partition sweeps running at once in the whole fleet, whatever the pod count (BullMQ's
+  // global concurrency on the partition queue): more pods add availability, never load.
+  SWEEP_MAX_STREAMS: orOff(integer('', 1, 1024), '2'),
+  // The adaptive throttle's target for the latency of an application-like commit
+  // (src/control/adaptive.ts): a multiple of the measured idle baseline, or a duration.
+  SWEEP_IMPACT_TARGET: {
+    default: '3x',
+    accepted: `a multiple of the idle commit latency from 1.5x to 100x (such as 3x), ${DURATION_HINT} from 1ms to 10s, or off`,
+    parse: (raw: string): ImpactTarget | null => {
+      if (raw === 'off') return null;
+      const m = /^(\d+(?:\.\d+)?)x$/.exec(raw);
+      if (m) {
+        const multiple = Number(m[1]);
+        if (!(multiple >= 1.5 && multiple <= 100)) throw new Error();
+        return { multiple };
+      }
+      return { ms: duration('', 1, 10_000).parse(raw) };
+    },
+  },
   DASHBOARD_PORT: integer('3000', 0, 65_535),
   DASHBOARD_BASE_PATH: text(
     '',

@@ -155,6 +155,48 @@ export function registerOverviewGauges(registry: Registry, overview: () => Promi
     },
   );
   gauge(
+    'audit_sweeper_row_rate',
+    "The fleet's current row rate (rows/s) as the adaptive throttle set it; NaN when it does not steer.",
+    [],
+    function ({ control }) {
+      this.set(control?.adaptive?.rate ?? Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_impact_signal_seconds',
+    'The measured commit latency of the adaptive throttle (mean of the last probes); NaN when it does not steer.',
+    [],
+    function ({ control }) {
+      const a = control?.adaptive;
+      this.set(a ? a.signalMs / 1000 : Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_impact_target_seconds',
+    'The commit latency the adaptive throttle holds the sweep under (SWEEP_IMPACT_TARGET); NaN when it does not steer.',
+    [],
+    function ({ control }) {
+      const a = control?.adaptive;
+      this.set(a ? a.targetMs / 1000 : Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_streams_in_use',
+    'Partition sweeps running now in the whole fleet (NaN while Redis does not answer).',
+    [],
+    function ({ control }) {
+      this.set(control?.streams.inUse ?? Number.NaN);
+    },
+  );
+  gauge(
+    'audit_sweeper_streams_cap',
+    'SWEEP_MAX_STREAMS as Redis holds it; +Inf when off, NaN while Redis does not answer.',
+    [],
+    function ({ control }) {
+      this.set(control ? (control.streams.cap ?? Number.POSITIVE_INFINITY) : Number.NaN);
+    },
+  );
+  gauge(
     'audit_sweeper_throttled_workers',
     'Worker processes whose chunks are held back right now, by reason: replica_lag, load, pacing (NaN while Redis does not answer).',
     ['reason'],

@@ -33,6 +33,8 @@ describe('loadConfig', () => {
       SWEEP_MAX_ROWS_PER_SECOND: null,
       SWEEP_MAX_REPLICA_LAG: 10_000,
       SWEEP_MAX_ACTIVE_BACKENDS: null,
+      SWEEP_MAX_STREAMS: 2,
+      SWEEP_IMPACT_TARGET: { multiple: 3 },
       SWEEP_LOCK_TIMEOUT: 5_000,
       SWEEP_STATEMENT_TIMEOUT: 60_000,
       DASHBOARD_READER_USER: 'reader',
@@ -50,8 +52,12 @@ describe('loadConfig', () => {
         SWEEP_MAX_ROWS_PER_SECOND: '500',
         SWEEP_MAX_REPLICA_LAG: 'off',
         SWEEP_MAX_ACTIVE_BACKENDS: '8',
+        SWEEP_MAX_STREAMS: 'off',
+        SWEEP_IMPACT_TARGET: '10ms',
       }),
     ).toMatchObject({
+      SWEEP_MAX_STREAMS: null,
+      SWEEP_IMPACT_TARGET: { ms: 10 },
       SWEEP_MAX_ROWS_PER_SECOND: 500,
       SWEEP_MAX_REPLICA_LAG: null,
       SWEEP_MAX_ACTIVE_BACKENDS: 8,
@@ -287,6 +293,14 @@ describe('audit-sweeper CLI (from the sources)', () => {
     ['SWEEP_MAX_ROWS_PER_SECOND', '1.5'],
     ['SWEEP_MAX_REPLICA_LAG', '2 seconds'],
     ['SWEEP_MAX_ACTIVE_BACKENDS', '0'],
+    ['SWEEP_MAX_STREAMS', '0'],
+    ['SWEEP_MAX_STREAMS', 'two'],
+    ['SWEEP_MAX_STREAMS', '1.5'],
+    ['SWEEP_IMPACT_TARGET', '3'],
+    ['SWEEP_IMPACT_TARGET', '1x'],
+    ['SWEEP_IMPACT_TARGET', 'x3'],
+    ['SWEEP_IMPACT_TARGET', '0ms'],
+    ['SWEEP_IMPACT_TARGET', '1m'],
   ])('%s=%s exits 2 naming the variable', async (variable, value) => {
     await expectBadSetting(variable, value);
   });

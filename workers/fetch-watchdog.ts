@@ -57,8 +57,13 @@ export function watchFetching(options: {
   return () => clearInterval(timer);
 }
 
-/** Jobs waiting, or delayed jobs whose time has come. */
+/**
+ * Jobs waiting, or delayed jobs whose time has come, and room for them: with the fleet's stream
+ * cap (SWEEP_MAX_STREAMS) reached, waiting jobs are the cap at work, not a stuck Worker.
+ */
 async function hasDueJobs(queue: Queue, now: number): Promise<boolean> {
+  const [cap, active] = await Promise.all([queue.getGlobalConcurrency(), queue.getActiveCount()]);
+  if (cap !== null && active >= cap) return false;
   const counts = await queue.getJobCounts('waiting', 'prioritized');
   if ((counts.waiting ?? 0) + (counts.prioritized ?? 0) > 0) return true;
   const [next] = await queue.getJobs(['delayed'], 0, 0, true);

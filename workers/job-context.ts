@@ -24,6 +24,8 @@ export type WorkerSettings = Pick<
   | 'SWEEP_MAX_ROWS_PER_SECOND'
   | 'SWEEP_MAX_REPLICA_LAG'
   | 'SWEEP_MAX_ACTIVE_BACKENDS'
+  | 'SWEEP_MAX_STREAMS'
+  | 'SWEEP_IMPACT_TARGET'
 >;
 
 /** What every job processor is given besides its job: one worker process's connections. */

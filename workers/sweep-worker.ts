@@ -1,6 +1,8 @@
 import { type Job, MetricsTime } from 'bullmq';
 import type { Config } from '../src/config.ts';
+import { ImpactSampler, MAX_RATE } from '../src/control/adaptive.ts';
 import { ChunkGate } from '../src/control/gate.ts';
+import { applyStreamCap } from '../src/control/streams.ts';
 import { createPool, createReadinessPool, type Pool } from '../src/db/pool.ts';
 import { type Heartbeat, startHeartbeat, workerIdentity } from '../src/fleet/heartbeat.ts';
 import { fleetSettingsOf } from '../src/fleet/settings.ts';
@@ -33,6 +35,8 @@ type Processor = (job: Job<any>, ctx: JobContext) => Promise<unknown>;
 
 /** A queue with jobs due and this process's Worker for it idle this long: replace the Worker. */
 const FETCH_STUCK_AFTER_MS = 15_000;
+/** How often each worker writes SWEEP_MAX_STREAMS to Redis again (besides start and reconnects). */
+const STREAM_CAP_RESYNC_MS = 5_000;
 
 /**
  * Which function processes each job name, per queue: one file per job kind, under jobs/. A job
@@ -136,6 +140,27 @@ export function createSweepWorker(
     shutdown: shutdown.signal,
   };
 
+  // The adaptive throttle's probe, on a connection of its own (never behind the chunks).
+  const probePool =
+    config.SWEEP_IMPACT_TARGET === null
+      ? null
+      : createPool(config.DATABASE_URL, logger, {
+          max: 1,
+          applicationName: 'audit-sweeper probe',
+          statementTimeoutMs: 10_000,
+        });
+  const sampler =
+    probePool && config.SWEEP_IMPACT_TARGET !== null
+      ? new ImpactSampler({
+          redis,
+          sq,
+          probePool,
+          logger,
+          target: config.SWEEP_IMPACT_TARGET,
+          ceiling: config.SWEEP_MAX_ROWS_PER_SECOND ?? MAX_RATE,
+        })
+      : null;
+
   const repeats = new RepeatedErrors(logger);
   // Jobs in hand, for the heartbeat (the fleet view shows them).
   const inHand = new Map<string, string>();
@@ -227,11 +252,19 @@ export function createSweepWorker(
       trimFinishedJobs(sq).catch((err) =>
         logger.warn({ err }, 'could not trim finished jobs; will retry'),
       ),
+      applyStreamCap(sq.partitions, config.SWEEP_MAX_STREAMS).catch((err) =>
+        logger.warn({ err }, 'could not set SWEEP_MAX_STREAMS on the partition queue; will retry'),
+      ),
     ]);
   // Again on every reconnect (Redis may have restarted empty) and now and then in case a
   // scheduler was removed by hand.
   redis.on('ready', ensureSchedulers);
   const resync = setInterval(ensureSchedulers, Math.max(config.SWEEP_EVERY, 30_000));
+  // SWEEP_MAX_STREAMS comes back this soon after a Redis that lost it (failover, flush).
+  const capResync = setInterval(
+    () => applyStreamCap(sq.partitions, config.SWEEP_MAX_STREAMS).catch(() => {}),
+    STREAM_CAP_RESYNC_MS,
+  );
   let started = false;
   let heartbeat: Heartbeat | undefined;
   const ready = (async () => {
@@ -274,6 +307,8 @@ export function createSweepWorker(
     ready,
     close: async () => {
       clearInterval(resync);
+      clearInterval(capResync);
+      sampler?.stop();
       redis.off('ready', ensureSchedulers);
       shutdown.abort();
       for (const s of slots) s.stopWatching();
@@ -286,6 +321,7 @@ export function createSweepWorker(
       await heartbeat?.stop().catch(() => {});
       await closeSweepQueue(sq);
       await pool.end();
+      await probePool?.end();
       if (gaugePool !== pool) await gaugePool.end();
       await readinessPool.end();
       redis.disconnect();

@@ -135,6 +135,7 @@ function describe(r: Overview): string {
 function limits(c: NonNullable<Overview['control']>): string {
   const l = c.limits;
   return [
+    `adaptive ${l.impactTarget ?? 'off'}`,
     `pacing ${l.maxRowsPerSecond === null ? 'off' : `${l.maxRowsPerSecond} rows/s`}`,
     `replica lag ${l.maxReplicaLagMs === null ? 'off' : humanDuration(l.maxReplicaLagMs)}`,
     `active backends ${l.maxActiveBackends ?? 'off'}`,

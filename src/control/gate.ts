@@ -24,6 +24,7 @@ export type GateSettings = Pick<
   | 'SWEEP_MAX_ROWS_PER_SECOND'
   | 'SWEEP_MAX_REPLICA_LAG'
   | 'SWEEP_MAX_ACTIVE_BACKENDS'
+  | 'SWEEP_IMPACT_TARGET'
 >;
 
 /** Time one job's chunks waited, by reason (ms): summed into the run's totals. */
@@ -57,10 +58,17 @@ export class ChunkGate {
     },
   ) {
     const s = deps.settings;
+    // Off only when both are: no fixed limit and no adaptive throttle (full speed).
     this.pacer =
-      s.SWEEP_MAX_ROWS_PER_SECOND === null
+      s.SWEEP_MAX_ROWS_PER_SECOND === null && s.SWEEP_IMPACT_TARGET === null
         ? null
-        : new RowPacer(deps.redis, deps.sq, s.SWEEP_MAX_ROWS_PER_SECOND, s.SWEEP_CHUNK_SIZE);
+        : new RowPacer(
+            deps.redis,
+            deps.sq,
+            s.SWEEP_MAX_ROWS_PER_SECOND,
+            s.SWEEP_CHUNK_SIZE,
+            s.SWEEP_IMPACT_TARGET !== null,
+          );
     this.lag =
       s.SWEEP_MAX_REPLICA_LAG === null
         ? null
@@ -78,6 +86,7 @@ export class ChunkGate {
     waited: Waited,
   ): Promise<number | ProductPause | null> {
     const s = this.deps.settings;
+    let waitedHere = 0;
     while (!signal.aborted) {
       const pause = await readProductPause(this.deps.sq, this.deps.redis);
       if (pause) {
@@ -121,15 +130,31 @@ export class ChunkGate {
         return want;
       }
       const { granted, waitMs } = await this.pacer.take(want);
+      if (granted === 0) waitedHere += 1;
       if (granted > 0) {
-        this.set(this.make('paced', 'pacing', null, this.pacer.rowsPerSecond, null));
+        // Granted at once by the adaptive bucket alone: nothing held this chunk back.
+        if (this.pacer.adaptive && s.SWEEP_MAX_ROWS_PER_SECOND === null && waitedHere === 0)
+          this.set(this.make('running', null, null, null, null));
+        else this.set(this.make('paced', 'pacing', null, this.pacer.rowsPerSecond, this.pacedBy()));
         return granted;
       }
       // Many chunks wake together: a little jitter keeps them from asking all at once.
       const nap = Math.min(1_000, waitMs) * (1 + Math.random() * 0.1);
-      await this.hold('pacing', null, this.pacer.rowsPerSecond, null, nap, signal, waited);
+      await this.hold(
+        'pacing',
+        null,
+        this.pacer.rowsPerSecond,
+        this.pacedBy(),
+        nap,
+        signal,
+        waited,
+      );
     }
     return null;
+  }
+
+  private pacedBy(): string | null {
+    return this.pacer?.adaptive ? 'adaptive' : null;
   }
 
   /** After a chunk: hands back rows it was granted and did not find. */

@@ -16,6 +16,8 @@ export const FLEET_SETTINGS = [
   'SWEEP_LOCK_TIMEOUT',
   'SWEEP_STATEMENT_TIMEOUT',
   'RETENTION',
+  'SWEEP_MAX_STREAMS',
+  'SWEEP_IMPACT_TARGET',
 ] as const;
 export type FleetSettingName = (typeof FLEET_SETTINGS)[number];
 export type FleetSettings = Pick<Config, FleetSettingName> & {
@@ -46,10 +48,15 @@ export function fleetSettingsOf(
 /** A setting's value as it would be written in the environment: 30s, 16, off. */
 export function showSetting(name: keyof FleetSettings, value: unknown): string {
   if (value === null) return 'off';
+  if (name === 'SWEEP_IMPACT_TARGET' && typeof value === 'object') {
+    const t = value as { multiple?: number; ms?: number };
+    return t.multiple !== undefined ? `${t.multiple}x` : formatDuration(t.ms ?? 0);
+  }
   if (
     typeof value === 'number' &&
     name !== 'SWEEP_PARTITIONS' &&
     name !== 'SWEEP_CHUNK_SIZE' &&
+    name !== 'SWEEP_MAX_STREAMS' &&
     name !== 'SWEEP_ATTEMPTS'
   )
     return formatDuration(value);

@@ -1,4 +1,6 @@
 import type { Config } from '../config.ts';
+import { type AdaptiveState, readAdaptive } from '../control/adaptive.ts';
+import { readStreams, type Streams } from '../control/streams.ts';
 import type { Pool } from '../db/pool.ts';
 import { type FleetControl, readFleetControl } from '../fleet/control-state.ts';
 import {
@@ -14,6 +16,7 @@ import {
   type WorkerHeartbeat,
 } from '../fleet/heartbeat.ts';
 import type { FleetSettings } from '../fleet/settings.ts';
+import { showSetting } from '../fleet/settings.ts';
 import { type QueueHolds, readQueueHolds } from '../pause.ts';
 import { currentRun } from '../queue/current-run.ts';
 import type { RunSummary } from '../queue/jobs.ts';
@@ -66,7 +69,13 @@ export type Overview = {
   /** Running, paced, throttled or paused, and the limits as this reader's settings say; null when Redis did not answer. */
   control:
     | (FleetControl & {
+        /** Partition sweeps running now in the whole fleet, and SWEEP_MAX_STREAMS as Redis holds it. */
+        streams: Streams;
+        /** The adaptive throttle's last decision (fleet row rate, signal, target, why); null when it does not steer. */
+        adaptive: AdaptiveState | null;
         limits: {
+          /** SWEEP_IMPACT_TARGET as written (3x, 10ms), or null when off. */
+          impactTarget: string | null;
           maxRowsPerSecond: number | null;
           maxReplicaLagMs: number | null;
           maxActiveBackends: number | null;
@@ -107,16 +116,27 @@ export async function readOverview(
   const readQueueSide = () =>
     sq && redis
       ? attempt('redis', from, async () => {
-          const [workers, lastWorker, pause, schedulers, currentRunId, history, control] =
-            await Promise.all([
-              readHeartbeats(sq, redis),
-              readLastWorkerSettings(sq, redis),
-              readQueueHolds(sq, redis),
-              readSchedulers(sq),
-              currentRun(sq, redis),
-              readRecentRunsFromRedis(sq, redis, runs),
-              readFleetControl(sq, redis),
-            ]);
+          const [
+            workers,
+            lastWorker,
+            pause,
+            schedulers,
+            currentRunId,
+            history,
+            control,
+            streams,
+            adaptive,
+          ] = await Promise.all([
+            readHeartbeats(sq, redis),
+            readLastWorkerSettings(sq, redis),
+            readQueueHolds(sq, redis),
+            readSchedulers(sq),
+            currentRun(sq, redis),
+            readRecentRunsFromRedis(sq, redis, runs),
+            readFleetControl(sq, redis),
+            readStreams(sq.partitions),
+            readAdaptive(sq, redis),
+          ]);
           // CLIENT LIST may be refused (managed Redis): that is no outage.
           const bullmq = await sq.queue.getWorkers().catch(() => null);
           const bullmqWorkers = bullmq?.some((c) => c.name?.startsWith('GCP')) ? null : bullmq;
@@ -127,7 +147,7 @@ export async function readOverview(
             schedulers,
             currentRunId,
             history,
-            control,
+            control: { ...control, streams, adaptive },
             bullmqWorkers: bullmqWorkers?.length ?? null,
           };
         })
@@ -212,6 +232,10 @@ export async function readOverview(
       ? {
           ...q.control,
           limits: {
+            impactTarget:
+              settings.SWEEP_IMPACT_TARGET === undefined || settings.SWEEP_IMPACT_TARGET === null
+                ? null
+                : showSetting('SWEEP_IMPACT_TARGET', settings.SWEEP_IMPACT_TARGET),
             maxRowsPerSecond: own.settings.SWEEP_MAX_ROWS_PER_SECOND,
             maxReplicaLagMs: own.settings.SWEEP_MAX_REPLICA_LAG,
             maxActiveBackends: own.settings.SWEEP_MAX_ACTIVE_BACKENDS,

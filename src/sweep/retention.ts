@@ -11,6 +11,12 @@ export type RetentionOptions = {
   signal?: AbortSignal;
   /** Asked before every chunk after the first; true stops here (the sweeper was paused). */
   stopBefore?: () => Promise<boolean>;
+  /**
+   * The sweep's gate (pacing, the adaptive throttle, replica lag, load) before every chunk: the
+   * most rows the chunk may delete, or null to stop (paused, shutting down).
+   */
+  beforeChunk?: (want: number) => Promise<number | null>;
+  afterChunk?: (granted: number, deleted: number) => Promise<void>;
 };
 
 /**
@@ -32,13 +38,13 @@ export async function deleteExpiredEntries(
   try {
     while (!o.signal?.aborted) {
       if (status.chunks > 0 && (await o.stopBefore?.())) break;
-      const deleted = await deleteExpiredChunk(pool, {
-        retentionMs: o.retentionMs,
-        limit: chunkSize,
-      });
+      const limit = o.beforeChunk ? await o.beforeChunk(chunkSize) : chunkSize;
+      if (limit === null) break;
+      const deleted = await deleteExpiredChunk(pool, { retentionMs: o.retentionMs, limit });
       status.chunks += 1;
       status.deleted += deleted;
-      if (deleted < chunkSize || performance.now() - started >= o.timeBudgetMs) break;
+      await o.afterChunk?.(limit, deleted);
+      if (deleted < limit || performance.now() - started >= o.timeBudgetMs) break;
     }
   } catch (err) {
     status.error = errorMessage(err);

@@ -20,6 +20,12 @@ export async function processRetention(
     timeBudgetMs: ctx.settings.SWEEP_TIME_BUDGET,
     signal: ctx.shutdown,
     stopBefore: paused,
+    // The same gate as the sweep's chunks: retention's deletes count against the fleet's rate.
+    beforeChunk: async (want) => {
+      const limit = await ctx.gate.beforeChunk(want, ctx.shutdown, {});
+      return typeof limit === 'number' ? limit : null;
+    },
+    afterChunk: (granted, deleted) => ctx.gate.afterChunk(granted, deleted),
   });
   await recordRetentionInDatabase(ctx.pool, {
     runId: `retention-${job.id}-${job.attemptsMade}`,
