@@ -15,6 +15,8 @@ const TIMED = [
   // The adaptive throttle's signal is a commit latency; the stream cap's slot returns in time.
   'test/adaptive-throttle.test.ts',
   'test/stream-cap.test.ts',
+  // A chunk behind DDL must fail after SWEEP_LOCK_TIMEOUT and be retried within a bound.
+  'test/worker-timeouts.test.ts',
 ];
 
 /** Files that start `audit-sweeper` processes or private servers (PostgreSQL, Redis, Chromium, Prometheus). */
