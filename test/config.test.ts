@@ -1,11 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { formatDuration, parseDuration } from '../src/duration.ts';
 import { runCli } from './support/cli.ts';
@@ -372,10 +371,9 @@ describe('audit-sweeper CLI (from the sources)', () => {
 describe('the built bin (bin/audit-sweeper.js, as installed)', () => {
   const databases: string[] = [];
 
-  beforeAll(async () => {
-    // The bin runs the compiled dist/, which `npm ci` builds through `prepare`.
-    await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
-  });
+  // The bin runs the compiled dist/, which `npm ci` builds through `prepare` and vitest's global
+  // setup rebuilds before any file runs: never again here, where other files' processes are
+  // loading it at the same time.
 
   afterAll(async () => {
     for (const name of databases)

@@ -238,6 +238,9 @@ describe('worker processes', () => {
       SWEEP_CONCURRENCY: '4',
       SWEEP_TIME_BUDGET: '500ms',
       SWEEP_LOCK_TTL: '2s',
+      // Every worker takes partition jobs: with the fleet-wide cap of 2 the other worker could
+      // hold both slots and this one none (the cap with a SIGKILL: test/stream-cap.test.ts).
+      SWEEP_MAX_STREAMS: 'off',
     });
     const since = await dbNow(c);
     const [victim, survivor] = (await startWorkers(c, 2)) as [CliProcess, CliProcess];
@@ -278,6 +281,9 @@ describe('worker processes', () => {
       SWEEP_CONCURRENCY: '2',
       SWEEP_TIME_BUDGET: '500ms',
       SWEEP_LOCK_TTL: '2s',
+      // Every worker takes partition jobs: with the fleet-wide cap of 2 the other worker could
+      // hold both slots and this one none (the cap with a SIGKILL: test/stream-cap.test.ts).
+      SWEEP_MAX_STREAMS: 'off',
     });
     const since = await dbNow(c);
     const [first] = (await startWorkers(c, 1)) as [CliProcess];
@@ -334,6 +340,9 @@ describe('worker processes', () => {
       // Long activations: the frozen worker is sure to hold partition locks when it stops.
       SWEEP_TIME_BUDGET: '5s',
       SWEEP_LOCK_TTL: '2s',
+      // Every worker takes partition jobs: with the fleet-wide cap of 2 the other worker could
+      // hold both slots and this one none (the cap with a SIGKILL: test/stream-cap.test.ts).
+      SWEEP_MAX_STREAMS: 'off',
     });
     const since = await dbNow(c);
     const [frozen] = (await startWorkers(c, 1)) as [CliProcess];

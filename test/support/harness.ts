@@ -54,7 +54,7 @@ export function processFleet() {
             .split('\n')
             .map((l) => l.slice(0, 600))
             .join('\n');
-          return `--- audit-sweeper ${p.child.spawnargs.slice(4).join(' ')} (pid ${p.child.pid}, ${state}):\n${tail}`;
+          return `--- audit-sweeper ${p.child.spawnargs.slice(2).join(' ')} (pid ${p.child.pid}, ${state}):\n${tail}`;
         })
         .join('\n');
     },
