@@ -201,6 +201,9 @@ describe('worker processes', () => {
       SWEEP_PARTITIONS: '16',
       SWEEP_CHUNK_SIZE: '1000',
       SWEEP_CONCURRENCY: '2',
+      // The work is shared between processes: with the fleet-wide cap of 2, one process with
+      // 2 slots may take every partition (the cap itself: test/stream-cap.test.ts).
+      SWEEP_MAX_STREAMS: 'off',
     });
     const since = await dbNow(c);
     const workers = await startWorkers(c, 3);
