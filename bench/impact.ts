@@ -8,6 +8,7 @@ import {
   seedRows,
   singleUpdate,
   startWorkers,
+  timedOperation,
 } from './support.ts';
 
 /**
@@ -54,16 +55,9 @@ export async function measureImpact(o: {
         const wait = next - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         if (done) break;
-        const t = performance.now();
-        const id = await store.init({
-          requestId: 'bench-app',
-          requestUri: '/v1/instances',
-          operationId: 'instance_create',
-          sourceIp: '10.0.0.4',
-          actor: { kind: 'unauthenticated' },
-        });
-        await store.complete(id, { kind: 'success', httpStatusCode: 201 });
-        latencies.push(performance.now() - t);
+        latencies.push(
+          await timedOperation(store, { requestId: 'bench-app', sourceIp: '10.0.0.4' }),
+        );
         next += every;
       }
     };

@@ -143,21 +143,29 @@ export async function startWorkers(
   };
 }
 
+/** One application operation (init, then complete): its latency in ms. */
+export async function timedOperation(
+  store: AuditLogStore,
+  who: { requestId: string; sourceIp: string },
+): Promise<number> {
+  const t = performance.now();
+  const id = await store.init({
+    ...who,
+    requestUri: '/v1/instances',
+    operationId: 'instance_create',
+    actor: { kind: 'unauthenticated' },
+  });
+  await store.complete(id, { kind: 'success', httpStatusCode: 201 });
+  return performance.now() - t;
+}
+
 /** An application's init+complete latency, in ms, one after the other until `stop()` is true. */
 export async function writeUntil(store: AuditLogStore, stop: () => boolean): Promise<number[]> {
   const latencies: number[] = [];
-  while (!stop()) {
-    const t = performance.now();
-    const id = await store.init({
-      requestId: 'bench-writer',
-      requestUri: '/v1/instances',
-      operationId: 'instance_create',
-      sourceIp: '10.0.0.3',
-      actor: { kind: 'unauthenticated' },
-    });
-    await store.complete(id, { kind: 'success', httpStatusCode: 201 });
-    latencies.push(performance.now() - t);
-  }
+  while (!stop())
+    latencies.push(
+      await timedOperation(store, { requestId: 'bench-writer', sourceIp: '10.0.0.3' }),
+    );
   return latencies;
 }
 
