@@ -8,6 +8,7 @@ import type { RunSummary } from '../src/queue/jobs.ts';
 import type { PartitionBacklog } from '../src/read/backlog.ts';
 import { behindAfterMs } from '../src/read/health.ts';
 import type { Overview } from '../src/read/overview.ts';
+import { describeTimePartitions } from '../src/read/time-partitions.ts';
 import type { Role } from './auth.ts';
 import { count, esc, time } from './html.ts';
 import { renderRunChart } from './run-chart.ts';
@@ -161,6 +162,7 @@ function renderCards(o: Overview): string {
   ${card('In flight', 'in-flight', count(b.inFlight), 'incomplete, younger than the cutoff: operations under way')}
   ${card('Oldest incomplete entry', 'oldest', b.oldestStarted ? humanDuration(b.oldestAgeMs) : 'none', b.oldestStarted ? `started ${time(b.oldestStarted)}` : 'nothing is incomplete')}
   ${headroomCard(o)}
+  ${timePartitionsCard(o)}
   ${controlCard(o)}
   ${runCard}
 </section>`;
@@ -183,6 +185,23 @@ function headroomCard(o: Overview): string {
     humanDuration(h.maxMs),
     `of the last ${humanDuration(h.windowMs)} (p99 ${humanDuration(h.p99Ms ?? 0)}), against a cutoff of ${humanDuration(o.staleAfterMs)}`,
     close ? 'warn' : 'ok',
+  );
+}
+
+/** The audit log's layout; on time partitions, how far ahead they reach and what retention keeps. */
+function timePartitionsCard(o: Overview): string {
+  const t = o.timePartitions;
+  if (t?.layout !== 'partitioned') return '';
+  const { summary, heldBack } = describeTimePartitions(t);
+  const warn = o.health.reasons.some(
+    (r) => r.code === 'default_partition_rows' || r.code === 'time_partitions_running_out',
+  );
+  return card(
+    'Time partitions',
+    'time-partitions',
+    count(t.count),
+    [summary, ...heldBack].join('. '),
+    warn || heldBack.length ? 'warn' : 'ok',
   );
 }
 

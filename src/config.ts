@@ -194,6 +194,19 @@ export const SETTINGS = {
       return ms;
     },
   },
+  // Read by `migrate` only: a plain audit_log, or one partitioned by time_started with whole
+  // partitions dropped by retention (src/time-partitions/). Converting is one way.
+  AUDIT_LOG_LAYOUT: {
+    default: 'plain',
+    accepted: 'plain or partitioned',
+    parse: (raw: string): 'plain' | 'partitioned' => {
+      if (raw !== 'plain' && raw !== 'partitioned') throw new Error();
+      return raw;
+    },
+  },
+  // The width of one time partition, fixed when `migrate` converts (workers read it from the
+  // database); from an hour to 31 days, aligned on the Unix epoch (UTC midnights for 1d).
+  TIME_PARTITION_SPAN: duration('1d', 3_600_000, 31 * 86_400_000),
   LIST_SAFETY_MARGIN: duration('30s', LIST_SAFETY_MARGIN_FLOOR_MS, INTERVAL_MAX),
   DATABASE_READ_URL: url(undefined, ['postgres:', 'postgresql:']),
   API_POOL_SIZE: integer('4', 1, 100),

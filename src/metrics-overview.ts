@@ -66,6 +66,44 @@ export function registerOverviewGauges(registry: Registry, overview: () => Promi
     },
   );
   gauge(
+    'audit_sweeper_time_partitions',
+    'Range partitions of audit_log (AUDIT_LOG_LAYOUT=partitioned; the legacy partition included), read at most once a minute. Absent on the plain layout.',
+    [],
+    function ({ timePartitions: t }) {
+      this.reset();
+      if (t?.layout === 'partitioned') this.set(t.count);
+    },
+  );
+  gauge(
+    'audit_sweeper_time_partitions_ahead_seconds',
+    'How far past now the newest time partition reaches (created 3 days ahead at every sweep tick); rows past it go to the default partition.',
+    [],
+    function ({ timePartitions: t }) {
+      this.reset();
+      if (t?.layout === 'partitioned') this.set(t.aheadMs === null ? Number.NaN : t.aheadMs / 1000);
+    },
+  );
+  gauge(
+    'audit_sweeper_time_partition_default_rows',
+    'Rows in the default time partition, which no range partition covers: never lost, but held outside retention until their partition exists.',
+    [],
+    function ({ timePartitions: t }) {
+      this.reset();
+      if (t?.layout === 'partitioned') this.set(t.defaultRows);
+    },
+  );
+  gauge(
+    'audit_sweeper_time_partitions_held_back',
+    'Time partitions past RETENTION that retention may not drop yet, by reason: incomplete_rows (the sweeper finalizes them first) or recent_completions.',
+    ['reason'],
+    function ({ timePartitions: t }) {
+      this.reset();
+      if (t?.layout !== 'partitioned' || t.heldBack === null) return;
+      for (const reason of ['incomplete_rows', 'recent_completions'] as const)
+        this.set({ reason }, t.heldBack.filter((h) => h.reason === reason).length);
+    },
+  );
+  gauge(
     'audit_sweeper_health',
     'The health summary: 1 for the current state (healthy, degraded, down), 0 for the others.',
     ['state'],

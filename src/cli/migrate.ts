@@ -4,9 +4,12 @@ import { createLogger } from '../log.ts';
 
 export async function run(config: Config): Promise<number> {
   const logger = createLogger(config.LOG_LEVEL, 'migrate');
-  const { applied, current } = await migrate(config.DATABASE_URL, logger);
+  const { applied, current, layout } = await migrate(config.DATABASE_URL, logger, {
+    layout: config.AUDIT_LOG_LAYOUT,
+    timePartitionSpanMs: config.TIME_PARTITION_SPAN,
+  });
   logger.info(
-    { applied, current },
+    { applied, current, layout },
     applied.length ? 'database migrated' : 'database already up to date',
   );
   return 0;

@@ -24,7 +24,10 @@ export async function run(config: Config): Promise<number> {
     },
     shutdownTimeoutMs(config),
   );
-  await migrate(config.DATABASE_URL, logger);
+  await migrate(config.DATABASE_URL, logger, {
+    layout: config.AUDIT_LOG_LAYOUT,
+    timePartitionSpanMs: config.TIME_PARTITION_SPAN,
+  });
   // The dashboard first: it starts without Redis, while the worker waits for it (and keeps
   // trying), so an operator can look at the page during a Redis outage at boot. The worker
   // counts into the dashboard's metrics, so /metrics on either port shows them.

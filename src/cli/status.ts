@@ -11,6 +11,7 @@ import { connectProducer } from '../queue/connection.ts';
 import { closeSweepQueue, createSweepQueue } from '../queue/sweep-queue.ts';
 import type { HealthState } from '../read/health.ts';
 import { type Overview, outageKind, readOverview } from '../read/overview.ts';
+import { describeTimePartitions } from '../read/time-partitions.ts';
 import { RedisSetupError } from '../redis-client.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { type OptionValues, UsageError } from './options.ts';
@@ -107,6 +108,8 @@ function describe(r: Overview): string {
       : 'backlog: unknown (PostgreSQL does not answer)',
     `oldest incomplete entry: ${!b ? 'unknown' : b.oldestStarted ? `started ${b.oldestStarted} (${humanDuration(b.oldestAgeMs)} ago)` : 'none'}`,
     `cutoff headroom: ${describeHeadroom(r)}`,
+    `time partitions: ${describeTimePartitions(r.timePartitions).summary}`,
+    ...describeTimePartitions(r.timePartitions).heldBack.map((line) => `  - ${line}`),
     `run under way: ${r.schedulers === null ? 'unknown' : (r.currentRunId ?? 'none')}`,
     'schedules:',
     ...(r.schedulers === null

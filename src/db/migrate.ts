@@ -3,6 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
 import * as sql from '../sql/migrations.ts';
+import { type AuditLogLayout, auditLogLayout } from '../sql/time-partitions.ts';
+import { convertToTimePartitions } from '../time-partitions/convert.ts';
 import { nameConnectionError } from './pool.ts';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
@@ -32,9 +34,19 @@ const concurrentIndexes = (text: string) =>
     ),
   ].map((m) => m[1] as string);
 
+const DEFAULT_SPAN_MS = 86_400_000;
+
 /** While another process holds the migrations' lock, how often to ask for it again. */
 const LOCK_RETRY_MS = 250;
-export type MigrateResult = { applied: string[]; current: number };
+export type MigrateResult = { applied: string[]; current: number; layout: AuditLogLayout };
+
+/** How audit_log should be laid out (AUDIT_LOG_LAYOUT, TIME_PARTITION_SPAN); plain by default. */
+export type LayoutOptions = {
+  layout?: AuditLogLayout;
+  timePartitionSpanMs?: number;
+  /** A new database only: its first time partition starts here (bench and tests). */
+  firstPartitionFrom?: string;
+};
 
 /** The numbered .sql files beside this module, in order: 001_name.sql, 002_name.sql, ... */
 export async function loadMigrations(): Promise<Migration[]> {
@@ -59,7 +71,11 @@ export async function loadMigrations(): Promise<Migration[]> {
  * build waits for, while the waiter waits for the builder's lock (a deadlock PostgreSQL breaks
  * by cancelling one of them). A database that does not exist yet is created first.
  */
-export async function migrate(databaseUrl: string, logger: Logger): Promise<MigrateResult> {
+export async function migrate(
+  databaseUrl: string,
+  logger: Logger,
+  options: LayoutOptions = {},
+): Promise<MigrateResult> {
   await createDatabaseIfMissing(databaseUrl, logger);
   const client = new pg.Client({
     connectionString: databaseUrl,
@@ -91,11 +107,36 @@ export async function migrate(databaseUrl: string, logger: Logger): Promise<Migr
       applied.push(migration.name);
       current = migration.version;
     }
-    return { applied, current };
+    return { applied, current, layout: await applyLayout(client, logger, options) };
   } finally {
     await sql.unlockMigrations(client).catch(() => {});
     await client.end();
   }
+}
+
+/**
+ * Converts a plain audit_log to time partitions when asked; never back (that would copy the
+ * whole log): a partitioned log asked to be plain stays partitioned, and says so.
+ */
+async function applyLayout(
+  client: pg.Client,
+  logger: Logger,
+  o: LayoutOptions,
+): Promise<AuditLogLayout> {
+  const layout = (await auditLogLayout(client)) ?? 'plain';
+  if (o.layout === 'partitioned' && layout === 'plain') {
+    await convertToTimePartitions(client, {
+      spanMs: o.timePartitionSpanMs ?? DEFAULT_SPAN_MS,
+      logger,
+      ...(o.firstPartitionFrom ? { firstPartitionFrom: o.firstPartitionFrom } : {}),
+    });
+    return 'partitioned';
+  }
+  if (o.layout === 'plain' && layout === 'partitioned')
+    logger.warn(
+      'AUDIT_LOG_LAYOUT=plain, but audit_log is already partitioned by time: it stays partitioned (a partitioned log is never converted back)',
+    );
+  return layout;
 }
 
 async function applyInTransaction(client: pg.Client, migration: Migration): Promise<void> {

@@ -7,6 +7,7 @@ import type { Backlog } from './backlog.ts';
 import type { FailingPartition } from './failures.ts';
 import { HEADROOM_WARN_SHARE, type Headroom } from './headroom.ts';
 import type { SchedulerInfo } from './schedulers.ts';
+import type { TimePartitions } from './time-partitions.ts';
 
 export type HealthState = 'healthy' | 'degraded' | 'down';
 /**
@@ -25,6 +26,8 @@ export const HEALTH_REASON_CODES = [
   'backlog_behind',
   'settings_drift',
   'cutoff_headroom',
+  'default_partition_rows',
+  'time_partitions_running_out',
 ] as const;
 export type HealthReasonCode = (typeof HEALTH_REASON_CODES)[number];
 export type HealthReason = {
@@ -48,7 +51,11 @@ export type HealthInputs = {
   failing: FailingPartition[];
   drift: Drift[];
   headroom: Headroom | null;
+  timePartitions: TimePartitions | null;
 };
+
+/** Time partitions reaching less far ahead than this make the health degraded (3 days premade). */
+export const TIME_PARTITIONS_AHEAD_WARN_MS = 86_400_000;
 
 /** Backlog older than this means the sweeper is not keeping up: 2 x STALE_AFTER + SWEEP_EVERY. */
 export const behindAfterMs = (s: Pick<FleetSettings, 'STALE_AFTER' | 'SWEEP_EVERY'>) =>
@@ -121,6 +128,23 @@ export function assessHealth(h: HealthInputs): Health {
       'cutoff_headroom',
       'degraded',
       `real operations come close to the cutoff: the longest of the last hour took ${humanDuration(longest)} (p99 ${humanDuration(h.headroom?.p99Ms ?? 0)}), more than half of STALE_AFTER (${humanDuration(h.settings.STALE_AFTER)}); operations that outlive it are timed out and their results dropped as late completions: raise STALE_AFTER`,
+    );
+  const tp = h.timePartitions;
+  if (tp?.layout === 'partitioned' && tp.defaultRows > 0)
+    add(
+      'default_partition_rows',
+      'degraded',
+      `${tp.defaultRows} audit log rows are in the default time partition (no partition covers their time_started): they are kept and listed, but held outside retention; the next partition created for their span takes them over`,
+    );
+  if (
+    tp?.layout === 'partitioned' &&
+    tp.aheadMs !== null &&
+    tp.aheadMs < TIME_PARTITIONS_AHEAD_WARN_MS
+  )
+    add(
+      'time_partitions_running_out',
+      'degraded',
+      `the newest time partition ends in ${humanDuration(Math.max(0, tp.aheadMs))}: the sweep tick creates them 3 days ahead, so ticks are not running or cannot create them (see the worker log); new rows go to the default partition meanwhile`,
     );
 
   const state = reasons.some((r) => r.state === 'down')

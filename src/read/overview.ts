@@ -34,6 +34,7 @@ import { type FailingPartition, failingPartitions } from './failures.ts';
 import { type Headroom, readHeadroom } from './headroom.ts';
 import { assessHealth, type Health } from './health.ts';
 import { readSchedulers, type SchedulerInfo } from './schedulers.ts';
+import { readTimePartitions, type TimePartitions } from './time-partitions.ts';
 
 /**
  * What `status` prints, the dashboard shows (and serves at /api/overview) and the metrics report.
@@ -59,6 +60,8 @@ export type Overview = {
   /** How long real operations took against staleAfterMs (cached a minute); null when unknown. */
   headroom: Headroom | null;
   partitions: PartitionBacklog[] | null;
+  /** The audit log's layout, and its time partitions when it has them (cached a minute). */
+  timePartitions: TimePartitions | null;
   schedulers: SchedulerInfo[] | null;
   currentRunId: string | null;
   recentRuns: RunSummary[];
@@ -173,18 +176,20 @@ export async function readOverview(
     'error' in history
       ? history
       : await attempt('postgres', from, async () => {
-          const [backlog, partitions, headroom] = await Promise.all([
+          const [backlog, partitions, headroom, timePartitions] = await Promise.all([
             readBacklog(from.pool, staleAfterMs),
             readPartitionBacklog(from.pool, {
               partitions: settings.SWEEP_PARTITIONS,
               staleAfterMs,
             }),
             readHeadroom(from.pool),
+            readTimePartitions(from.pool, settings.RETENTION ?? null),
           ]);
           return {
             backlog,
             partitions,
             headroom,
+            timePartitions,
             history: history[0],
             lastRetention: history[1],
           };
@@ -210,6 +215,7 @@ export async function readOverview(
       failing,
       drift,
       headroom: d?.headroom ?? null,
+      timePartitions: d?.timePartitions ?? null,
     }),
     unavailable,
     settings,
@@ -222,6 +228,7 @@ export async function readOverview(
     backlog,
     headroom: d?.headroom ?? null,
     partitions: d?.partitions ?? null,
+    timePartitions: d?.timePartitions ?? null,
     schedulers: q?.schedulers ?? null,
     currentRunId: q?.currentRunId ?? null,
     recentRuns,

@@ -14,13 +14,16 @@ export type EntryInsert = {
   credentialId: string | null;
 };
 
-/** Inserts an incomplete row started now (database clock); returns its new id. */
-export async function insertEntry(db: Queryable, e: EntryInsert): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(
+/** A row's key: its id and, since the time-partitioned layout keys by both, its start. */
+export type EntryKeyRow = { id: string; timeStarted: string };
+
+/** Inserts an incomplete row started now (database clock); returns its key. */
+export async function insertEntry(db: Queryable, e: EntryInsert): Promise<EntryKeyRow> {
+  const { rows } = await db.query<EntryKeyRow>(
     `INSERT INTO audit_log (id, time_started, request_id, request_uri, operation_id, source_ip,
        user_agent, actor_id, actor_silo_id, actor_kind, auth_method, credential_id)
      VALUES (gen_random_uuid(), now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-     RETURNING id`,
+     RETURNING id, ${rfc3339('time_started')} AS "timeStarted"`,
     [
       e.requestId,
       e.requestUri,
@@ -34,16 +37,29 @@ export async function insertEntry(db: Queryable, e: EntryInsert): Promise<string
       e.credentialId,
     ],
   );
-  return (rows[0] as { id: string }).id;
+  return rows[0] as EntryKeyRow;
 }
 
 export type CompletionUpdate = {
   id: string;
+  /** When known, the row is found in its time partition only (see keyMatch). */
+  timeStarted?: string | undefined;
   resultKind: 'success' | 'error';
   httpStatusCode: number;
   errorCode: string | null;
   errorMessage: string | null;
 };
+
+/**
+ * How a statement finds one row: by id, and by time_started too when the caller knows it. On
+ * the time-partitioned layout the id alone must be looked up in every partition's primary key
+ * (one index descent each); with time_started the partition is chosen before any is read. On
+ * the plain layout both are one lookup of the primary key. `$1` is the id, `$n` the start.
+ */
+const keyMatch = (timeStarted: string | undefined, n: number) =>
+  timeStarted === undefined ? 'id = $1' : `id = $1 AND time_started = $${n}::timestamptz`;
+const keyValues = (timeStarted: string | undefined) =>
+  timeStarted === undefined ? [] : [timeStarted];
 
 /**
  * Completes a row now (database clock), unless it is already final: a completed row is
@@ -54,8 +70,15 @@ export async function completeEntry(db: Queryable, c: CompletionUpdate): Promise
     `UPDATE audit_log
         SET time_completed = now(), result_kind = $2, http_status_code = $3,
             error_code = $4, error_message = $5
-      WHERE id = $1 AND time_completed IS NULL`,
-    [c.id, c.resultKind, c.httpStatusCode, c.errorCode, c.errorMessage],
+      WHERE ${keyMatch(c.timeStarted, 6)} AND time_completed IS NULL`,
+    [
+      c.id,
+      c.resultKind,
+      c.httpStatusCode,
+      c.errorCode,
+      c.errorMessage,
+      ...keyValues(c.timeStarted),
+    ],
   );
   return rowCount === 1;
 }
@@ -68,12 +91,16 @@ export type EntryResult = {
 };
 
 /** A row's result fields; undefined when there is no such row. */
-export async function entryResult(db: Queryable, id: string): Promise<EntryResult | undefined> {
+export async function entryResult(
+  db: Queryable,
+  id: string,
+  timeStarted?: string,
+): Promise<EntryResult | undefined> {
   const { rows } = await db.query<EntryResult>(
     `SELECT result_kind AS "resultKind", http_status_code AS "httpStatusCode",
             error_code AS "errorCode", error_message AS "errorMessage"
-       FROM audit_log WHERE id = $1`,
-    [id],
+       FROM audit_log WHERE ${keyMatch(timeStarted, 2)}`,
+    [id, ...keyValues(timeStarted)],
   );
   return rows[0];
 }
@@ -134,6 +161,12 @@ const LIST_HORIZON = `CASE WHEN pg_is_in_recovery()
  * Every column is qualified with `a.`: an unqualified ORDER BY time_completed binds to the
  * to_char output column of the same name and sorts the formatted text of the whole range
  * instead of walking the (time_completed, id) index (test/list-plan.test.ts reads the plan).
+ *
+ * A row starts before it completes, so the range's end bounds time_started too: on the
+ * time-partitioned layout that bound prunes every partition started after the range (at
+ * executor start, now() being stable), and the page is a Merge Append of the remaining
+ * partitions' (time_completed, id) indexes. On the plain layout it is a filter that never
+ * rejects a row.
  */
 export async function listCompleted(db: Queryable, p: ListCompletedParams): Promise<EntryRow[]> {
   const cmp = p.direction === 'ASC' ? '>' : '<';
@@ -142,6 +175,7 @@ export async function listCompleted(db: Queryable, p: ListCompletedParams): Prom
        FROM audit_log_complete AS a
       WHERE a.time_completed >= $1::timestamptz
         AND a.time_completed < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
+        AND a.time_started < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
         AND a.time_completed + interval '0' < (SELECT ${LIST_HORIZON}) - make_interval(secs => $6::float8 / 1000)
         AND ($4::timestamptz IS NULL OR (a.time_completed, a.id) ${cmp} ($4::timestamptz, $5::uuid))
       ORDER BY a.time_completed ${p.direction}, a.id ${p.direction}

@@ -1,5 +1,6 @@
 import { escapeLiteral, type QueryResult } from 'pg';
 import { msAgo, type Queryable, rfc3339 } from './fragments.ts';
+import type { AuditLogLayout } from './time-partitions.ts';
 
 /** The cutoff for one partition sweep, from the database clock: rows started before it are stale. */
 export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): Promise<string> {
@@ -35,16 +36,32 @@ export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): P
  * these commits do not wait for either. The flush comes within 3 x wal_writer_delay, and the API
  * stays LIST_SAFETY_MARGIN (at least 2 s) behind now, so it never lists a finalization a crash
  * could still undo.
+ *
+ * On the time-partitioned layout a ctid names a row only within its partition, and a join on
+ * (tableoid, ctid) is planned as a TID scan of every partition per row. So the pick carries the
+ * key (id, time_started) instead, and the transaction also forbids hash and merge joins (which
+ * would read every incomplete row of every partition to join 1000): what is left is a nested
+ * loop whose inner Append prunes, at run time, to the one partition holding each picked row,
+ * found by its primary key. Both forms also check `tableoid`, so a plain-layout statement that
+ * meets a table converted meanwhile can never finalize a row of another partition.
  */
 export async function finalizeStaleChunk(
   db: Queryable,
-  p: { cutoff: string; low: string; high: string; limit: number },
+  p: { cutoff: string; low: string; high: string; limit: number; layout?: AuditLogLayout },
 ): Promise<number> {
   if (!Number.isSafeInteger(p.limit) || p.limit < 0) throw new RangeError(`bad limit ${p.limit}`);
+  const partitioned = p.layout === 'partitioned';
+  const key = partitioned ? 'id, time_started, tableoid' : 'ctid, tableoid';
+  const match = partitioned
+    ? 'a.id = picked.id AND a.time_started = picked.time_started'
+    : 'a.ctid = picked.ctid';
+  const joins = partitioned
+    ? `, set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+    : '';
   const results = (await db.query(
-    `SELECT set_config('enable_sort', 'off', true), set_config('synchronous_commit', 'off', true);
+    `SELECT set_config('enable_sort', 'off', true), set_config('synchronous_commit', 'off', true)${joins};
      WITH picked AS (
-       SELECT ctid FROM audit_log
+       SELECT ${key} FROM audit_log
         WHERE time_completed IS NULL
           AND id BETWEEN ${escapeLiteral(p.low)}::uuid AND ${escapeLiteral(p.high)}::uuid
           AND time_started < ${escapeLiteral(p.cutoff)}::timestamptz
@@ -55,7 +72,7 @@ export async function finalizeStaleChunk(
        UPDATE audit_log AS a
           SET time_completed = now(), result_kind = 'timeout'
          FROM picked
-        WHERE a.ctid = picked.ctid AND a.time_completed IS NULL
+        WHERE ${match} AND a.tableoid = picked.tableoid AND a.time_completed IS NULL
        RETURNING a.id
      )
      SELECT count(*)::int AS finalized FROM finalized`,

@@ -10,12 +10,19 @@ import type {
   CompleteOutcome,
   Completion,
   Entry,
+  EntryKey,
   ListQuery,
   NewEntry,
   Page,
   Result,
 } from './types.ts';
-import { parseCompletion, parseId, parseListQuery, parseNewEntry } from './validate.ts';
+import {
+  parseCompletion,
+  parseId,
+  parseListQuery,
+  parseNewEntry,
+  parseTimestamp,
+} from './validate.ts';
 
 export type StoreOptions = {
   logger?: Logger;
@@ -43,6 +50,14 @@ export class AuditLogStore {
 
   /** Records an operation about to run; returns its id. Any failure reaches the caller. */
   async init(entry: NewEntry): Promise<string> {
+    return (await this.begin(entry)).id;
+  }
+
+  /**
+   * init, returning the row's key: its id and its start. Passing the key to `complete` finds
+   * the row in one time partition instead of looking in each (AUDIT_LOG_LAYOUT=partitioned).
+   */
+  async begin(entry: NewEntry): Promise<EntryKey> {
     const e = parseNewEntry(entry);
     const actor = e.actor;
     return sql.insertEntry(this.pool, {
@@ -63,8 +78,11 @@ export class AuditLogStore {
    * Records an operation's result, unless the row is already final (completed, or timed out by
    * the sweeper): a completed row never changes. Brief database outages are retried.
    */
-  async complete(id: string, result: Completion): Promise<CompleteOutcome> {
+  async complete(entry: string | EntryKey, result: Completion): Promise<CompleteOutcome> {
+    const id = typeof entry === 'string' ? entry : entry.id;
     parseId(id);
+    const timeStarted =
+      typeof entry === 'string' ? undefined : parseTimestamp(entry.timeStarted, 'timeStarted');
     const r = parseCompletion(result);
     const policy: RetryPolicy = {
       initialDelayMs: this.options.completeRetry?.initialDelayMs ?? 250,
@@ -75,6 +93,7 @@ export class AuditLogStore {
     };
     const update: sql.CompletionUpdate = {
       id,
+      timeStarted,
       resultKind: r.kind,
       httpStatusCode: r.httpStatusCode,
       errorCode: r.kind === 'error' ? (r.errorCode ?? null) : null,
@@ -89,7 +108,7 @@ export class AuditLogStore {
         throw err;
       });
       if (applied) return { applied: true } as const;
-      const row = await sql.entryResult(this.pool, id);
+      const row = await sql.entryResult(this.pool, id, timeStarted);
       if (row === undefined) throw new EntryNotFoundError(id);
       if (
         maybeApplied &&

@@ -72,6 +72,9 @@ export type Page = {
   nextPageToken: string | null;
 };
 
+/** What `begin` returns: the id, and the start (RFC 3339, microseconds) that locates the row. */
+export type EntryKey = { id: string; timeStarted: string };
+
 export type CompleteOutcome =
   | { applied: true }
   | { applied: false; existingResult: Result['kind'] };

@@ -134,3 +134,4 @@ export const parseNewEntry = (value: NewEntry) => parse(newEntry, value, '');
 export const parseCompletion = (value: Completion) => parse(completion, value, 'result');
 export const parseId = (value: string, field = 'id') => parse(uuid, value, field);
 export const parseListQuery = (value: ListQuery) => parse(listQuerySchema, value, '');
+export const parseTimestamp = (value: string, field: string) => parse(timestamp, value, field);

@@ -1,3 +1,5 @@
+import type { HeldBack } from '../time-partitions/retire.ts';
+
 /**
  * What one activation of the sweep reports: the statuses the sweep's functions return, which the
  * job contract (queue/jobs.ts) carries as the partition and retention jobs' results.
@@ -30,8 +32,13 @@ export type SweepStatus = {
 };
 
 export type RetentionStatus = {
+  /** Rows deleted one by one (the plain layout, or the legacy time partition). */
   deleted: number;
   chunks: number;
+  /** Time partitions dropped whole (AUDIT_LOG_LAYOUT=partitioned). */
+  droppedPartitions?: string[];
+  /** Expired time partitions kept, and why (incomplete rows, recent completions). */
+  heldBackPartitions?: HeldBack[];
   retentionMs: number;
   durationMs: number;
   error?: string;

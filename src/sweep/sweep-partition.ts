@@ -1,6 +1,7 @@
 import { isCancelledStatement, isLockTimeout, type Pool } from '../db/pool.ts';
 import { errorMessage } from '../errors.ts';
 import { finalizeStaleChunk, staleCutoff } from '../sql/sweep.ts';
+import { auditLogLayout } from '../sql/time-partitions.ts';
 import { partitionRange } from './partitions.ts';
 import type { SweepStatus } from './status.ts';
 
@@ -49,12 +50,16 @@ export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Prom
     drained: false,
   };
   try {
-    const cutoff = await staleCutoff(pool, { staleAfterMs: o.staleAfterMs });
+    // The layout is read per activation: a `migrate` may convert the table under running workers.
+    const [cutoff, layout] = await Promise.all([
+      staleCutoff(pool, { staleAfterMs: o.staleAfterMs }),
+      auditLogLayout(pool),
+    ]);
     status.cutoff = cutoff;
     while (!o.signal?.aborted && status.chunks < (o.maxChunks ?? Number.POSITIVE_INFINITY)) {
       const limit = Math.min(o.chunkSize, (await o.beforeChunk?.()) ?? o.chunkSize);
       if (o.signal?.aborted) break;
-      const finalized = await finalizeStaleChunk(pool, { cutoff, low, high, limit });
+      const finalized = await finalizeStaleChunk(pool, { cutoff, low, high, limit, layout });
       status.chunks += 1;
       status.finalized += finalized;
       await o.onChunk?.({

@@ -5,7 +5,10 @@ import { deleteExpiredEntries } from '../../src/sweep/retention.ts';
 import type { RetentionStatus } from '../../src/sweep/status.ts';
 import type { JobContext } from '../job-context.ts';
 
-/** The hourly retention job: deletes completed rows older than RETENTION; failures retry. */
+/**
+ * The hourly retention job: deletes completed rows older than RETENTION (drops whole time
+ * partitions on the partitioned layout); failures retry.
+ */
 export async function processRetention(
   job: Job,
   ctx: JobContext,
@@ -26,6 +29,7 @@ export async function processRetention(
       return typeof limit === 'number' ? limit : null;
     },
     afterChunk: (granted, deleted) => ctx.gate.afterChunk(granted, deleted),
+    logger: ctx.logger,
   });
   await recordRetentionInDatabase(ctx.pool, {
     runId: `retention-${job.id}-${job.attemptsMade}`,

@@ -5,6 +5,7 @@ import type { TickData, TickResult } from '../../src/queue/jobs.ts';
 import { addRunFlow } from '../../src/queue/run-flow.ts';
 import { failingPartitions } from '../../src/read/failures.ts';
 import { readRecentRuns } from '../../src/run-history/database.ts';
+import { createFuturePartitions } from '../../src/time-partitions/premake.ts';
 import type { JobContext } from '../job-context.ts';
 
 /**
@@ -13,6 +14,10 @@ import type { JobContext } from '../job-context.ts';
  */
 export async function processTick(job: Job<TickData>, ctx: JobContext): Promise<TickResult> {
   const partitions = ctx.settings.SWEEP_PARTITIONS;
+  // Time partitions ahead of the application's writes, paused or not: a catalog read when none
+  // is missing, a no-op on the plain layout. It never throws; a failure is logged and alerted on
+  // (audit_sweeper_time_partitions_ahead_seconds), and the default partition holds rows meanwhile.
+  await createFuturePartitions(ctx.pool, ctx.logger);
   // Paused: no new run, so ticks never pile up jobs; a run under way waits at its next chunk.
   const paused = await readProductPause(ctx.sq, ctx.redis);
   if (paused) {
