@@ -8,7 +8,7 @@ import {
   seedRows,
   singleUpdate,
   startWorkers,
-  timedOperation,
+  underApplicationLoad,
 } from './support.ts';
 
 /**
@@ -43,32 +43,8 @@ export async function measureImpact(o: {
   await seedRows(db.pool, o.rows, o.stale);
   const store = new AuditLogStore(db.pool);
 
-  /** Runs `work` under the application load; latencies from each op's scheduled start. */
-  const underLoad = async (work: () => Promise<unknown>) => {
-    const latencies: number[] = [];
-    let done = false;
-    const started = performance.now();
-    const every = (1000 * o.clients) / o.rate;
-    const client = async (c: number) => {
-      let next = started + (c * every) / o.clients;
-      while (!done) {
-        const wait = next - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        if (done) break;
-        latencies.push(
-          await timedOperation(store, { requestId: 'bench-app', sourceIp: '10.0.0.4' }),
-        );
-        next += every;
-      }
-    };
-    const clients = Array.from({ length: o.clients }, (_, c) => client(c));
-    const t = performance.now();
-    await work();
-    const ms = performance.now() - t;
-    done = true;
-    await Promise.all(clients);
-    return { ms, latencies, appRate: latencies.length / ((performance.now() - started) / 1000) };
-  };
+  const underLoad = (work: () => Promise<unknown>) =>
+    underApplicationLoad(store, { rate: o.rate, clients: o.clients }, work);
 
   const idle = await underLoad(() => new Promise((r) => setTimeout(r, 5_000)));
   const idleP99 = quantile(idle.latencies, 0.99);

@@ -25,6 +25,12 @@
  * 7. Gentleness (bench/gentle.ts): writer p99 during a full-speed drain and during drains paced
  *    at a half and a quarter of the full-speed rate, over idle (paced_writer_p99_ratio <= 2),
  *    and each drain's rate.
+ * 9. Time partitions (bench/time-partitions.ts, issue 22): the plain table and daily time
+ *    partitions side by side, 10M rows over 30 days each (300k quick): retention of the oldest
+ *    10 days, chunked DELETE against dropped partitions, under an application at 200 ops/s
+ *    (tp_retention_speedup >= 100, the partitioned side's app p99 over idle <= 1.5); a sweep of
+ *    100k stale rows, the API's first and deep pages (partitioned over plain, each <= 1.2); and
+ *    complete by id against by key. BENCH_ONLY=time-partitions runs this part alone.
  */
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -47,6 +53,7 @@ import {
   writeDuring,
   writeUntil,
 } from './support.ts';
+import { measureTimePartitions } from './time-partitions.ts';
 
 const QUICK = process.argv.includes('--quick');
 const env = (name: string, full: number, quick: number) =>
@@ -222,10 +229,20 @@ const impact = () =>
     databases,
   });
 
+const timePartitions = () =>
+  measureTimePartitions({
+    rows: env('BENCH_TP_ROWS', 10_000_000, 300_000),
+    stale: env('BENCH_TP_STALE', 100_000, 20_000),
+    rate: env('BENCH_TP_RATE', 200, 200),
+    log,
+    databases,
+  });
+
 async function main() {
   const started = performance.now();
-  if (process.env.BENCH_ONLY === 'impact') {
-    const result = { quick: QUICK, ...(await impact()) };
+  const only = { impact, 'time-partitions': timePartitions }[process.env.BENCH_ONLY ?? ''];
+  if (only) {
+    const result = { quick: QUICK, ...(await only()) };
     console.log(JSON.stringify(result));
     return;
   }
@@ -260,6 +277,7 @@ async function main() {
     log,
   });
   const impacted = await impact();
+  const partitioned = await timePartitions();
   const result = {
     quick: QUICK,
     rows: ROWS,
@@ -272,6 +290,7 @@ async function main() {
     ...latency,
     ...api,
     ...impacted,
+    ...partitioned,
     missed: [] as string[],
     seconds: Math.round((performance.now() - started) / 1000),
   };
@@ -294,6 +313,14 @@ async function main() {
     ['impact_p99_ratio_w4 <= 5', result.impact_p99_ratio_w4 <= 5],
     ['impact_drain_vs_update_w4 <= 3', result.impact_drain_vs_update_w4 <= 3],
     ['impact_off_update_vs_drain_w4 >= 1.2', result.impact_off_update_vs_drain_w4 >= 1.2],
+    ['tp_retention_speedup >= 100', result.tp_retention_speedup >= 100],
+    [
+      'tp_retention_app_p99_ratio_partitioned <= 1.5',
+      result.tp_retention_app_p99_ratio_partitioned <= 1.5,
+    ],
+    ['tp_sweep_ratio <= 1.2', result.tp_sweep_ratio <= 1.2],
+    ['tp_first_page_ratio <= 1.2', result.tp_first_page_ratio <= 1.2],
+    ['tp_deep_page_ratio <= 1.2', result.tp_deep_page_ratio <= 1.2],
   ];
   result.missed = targets.filter(([, met]) => !met).map(([target]) => target);
   log(result.missed.length ? `missed targets: ${result.missed.join('; ')}` : 'every target met');

@@ -149,13 +149,14 @@ export async function timedOperation(
   who: { requestId: string; sourceIp: string },
 ): Promise<number> {
   const t = performance.now();
-  const id = await store.init({
+  // The recommended call shape: complete by the key begin returns (one time partition).
+  const key = await store.begin({
     ...who,
     requestUri: '/v1/instances',
     operationId: 'instance_create',
     actor: { kind: 'unauthenticated' },
   });
-  await store.complete(id, { kind: 'success', httpStatusCode: 201 });
+  await store.complete(key, { kind: 'success', httpStatusCode: 201 });
   return performance.now() - t;
 }
 
@@ -178,4 +179,37 @@ export async function writeDuring(store: AuditLogStore, work: () => Promise<unkn
   const latencies = await writeUntil(store, () => done);
   await running;
   return latencies;
+}
+
+/**
+ * Runs `work` while an open-loop application writes at a fixed `rate` (ops/s over `clients`
+ * connections, each op an init then its complete): the ops' latencies, how long `work` took,
+ * and the rate the application achieved (below `rate` when the database held it back).
+ */
+export async function underApplicationLoad(
+  store: AuditLogStore,
+  o: { rate: number; clients: number },
+  work: () => Promise<unknown>,
+): Promise<{ ms: number; latencies: number[]; appRate: number }> {
+  const latencies: number[] = [];
+  let done = false;
+  const started = performance.now();
+  const every = (1000 * o.clients) / o.rate;
+  const client = async (c: number) => {
+    let next = started + (c * every) / o.clients;
+    while (!done) {
+      const wait = next - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (done) break;
+      latencies.push(await timedOperation(store, { requestId: 'bench-app', sourceIp: '10.0.0.4' }));
+      next += every;
+    }
+  };
+  const clients = Array.from({ length: o.clients }, (_, c) => client(c));
+  const t = performance.now();
+  await work();
+  const ms = performance.now() - t;
+  done = true;
+  await Promise.all(clients);
+  return { ms, latencies, appRate: latencies.length / ((performance.now() - started) / 1000) };
 }

@@ -137,6 +137,7 @@ export function createDashboardPools(config: Config, logger: Logger) {
       max: config.API_POOL_SIZE,
       applicationName: 'audit-sweeper api',
       statementTimeoutMs: config.API_STATEMENT_TIMEOUT,
+      genericPlans: true,
     }),
     readinessPool: createReadinessPool(url, logger),
   };

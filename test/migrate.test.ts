@@ -67,10 +67,10 @@ describe('migrate', () => {
 
     const first = await migrate(url, silentLogger);
     expect(await databaseExists(name)).toBe(true);
-    expect(first).toEqual({ applied: names, current: last });
+    expect(first).toEqual({ applied: names, current: last, layout: 'plain' });
 
     const second = await migrate(url, silentLogger);
-    expect(second).toEqual({ applied: [], current: last });
+    expect(second).toEqual({ applied: [], current: last, layout: 'plain' });
 
     expect((await recorded(url)).map((r) => r.name)).toEqual(names);
     const tables = await query<{ tablename: string }>(

@@ -16,6 +16,12 @@ export function createPool(
     applicationName?: string;
     statementTimeoutMs?: number;
     lockTimeoutMs?: number;
+    /**
+     * Named statements get one generic plan per connection instead of a plan per call (see
+     * listCompleted): for the audit-log API, whose page on a time-partitioned log would
+     * otherwise be planned across every partition at each request.
+     */
+    genericPlans?: boolean;
   } = {},
 ): Pool {
   const pool = new NamedErrorsPool({
@@ -27,6 +33,7 @@ export function createPool(
     // Set by the server for every statement of the session: it bounds lock waits too.
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     ...(options.lockTimeoutMs ? { lock_timeout: options.lockTimeoutMs } : {}),
+    ...(options.genericPlans ? { options: '-c plan_cache_mode=force_generic_plan' } : {}),
   });
   pool.on('error', (err) => {
     countConnectionError('postgres');

@@ -162,25 +162,31 @@ const LIST_HORIZON = `CASE WHEN pg_is_in_recovery()
  * to_char output column of the same name and sorts the formatted text of the whole range
  * instead of walking the (time_completed, id) index (test/list-plan.test.ts reads the plan).
  *
- * A row starts before it completes, so the range's end bounds time_started too: on the
- * time-partitioned layout that bound prunes every partition started after the range (at
- * executor start, now() being stable), and the page is a Merge Append of the remaining
- * partitions' (time_completed, id) indexes. On the plain layout it is a filter that never
- * rejects a row.
+ * On the time-partitioned layout the page is a Merge Append of every partition's
+ * (time_completed, id) index: one descent each for partitions with nothing in the range. The
+ * range is not turned into a bound on time_started (a row completes after it starts) to prune
+ * partitions: that holds only while the database clock never steps back, and correctness here
+ * never depends on a clock.
+ *
+ * It is a named statement: on a pool made with `genericPlans` (the API's), each connection plans
+ * it once, generically, and prunes partitions when it runs. Planned per call with its values,
+ * a page of a log of 40 daily partitions took 10-15 ms to plan and 1 ms to run; generic, under
+ * 1 ms in all. The plan is the same index walk on either layout (test/list-plan.test.ts reads
+ * both kinds of plan).
  */
 export async function listCompleted(db: Queryable, p: ListCompletedParams): Promise<EntryRow[]> {
   const cmp = p.direction === 'ASC' ? '>' : '<';
-  const { rows } = await db.query<EntryRow>(
-    `SELECT ${entryColumns}
+  const { rows } = await db.query<EntryRow>({
+    name: `audit_log_page_${p.direction.toLowerCase()}`,
+    text: `SELECT ${entryColumns}
        FROM audit_log_complete AS a
       WHERE a.time_completed >= $1::timestamptz
         AND a.time_completed < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
-        AND a.time_started < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
         AND a.time_completed + interval '0' < (SELECT ${LIST_HORIZON}) - make_interval(secs => $6::float8 / 1000)
         AND ($4::timestamptz IS NULL OR (a.time_completed, a.id) ${cmp} ($4::timestamptz, $5::uuid))
       ORDER BY a.time_completed ${p.direction}, a.id ${p.direction}
       LIMIT $3`,
-    [p.start, p.end, p.limit, p.after?.time ?? null, p.after?.id ?? null, p.marginMs],
-  );
+    values: [p.start, p.end, p.limit, p.after?.time ?? null, p.after?.id ?? null, p.marginMs],
+  });
   return rows;
 }

@@ -11,6 +11,17 @@ export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): P
 }
 
 /**
+ * The start of the oldest incomplete row, or null: a lower bound of time_started for every row a
+ * sweep activation can find stale (rows are started at now() and never become incomplete again).
+ */
+export async function oldestIncompleteStart(db: Queryable): Promise<string | null> {
+  const { rows } = await db.query<{ oldest: string | null }>(
+    `SELECT ${rfc3339('min(time_started)')} AS oldest FROM audit_log WHERE time_completed IS NULL`,
+  );
+  return rows[0]?.oldest ?? null;
+}
+
+/**
  * One chunk: times out up to `limit` stale rows whose id lies in [low, high], in one short
  * transaction, and returns how many. SKIP LOCKED lets the chunk pass over rows a writer is
  * completing right now (they will not need us); the UPDATE repeats `time_completed IS NULL`, so
@@ -44,16 +55,29 @@ export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): P
  * loop whose inner Append prunes, at run time, to the one partition holding each picked row,
  * found by its primary key. Both forms also check `tableoid`, so a plain-layout statement that
  * meets a table converted meanwhile can never finalize a row of another partition.
+ * Both bounds of time_started are literals, so the planner leaves out, before planning them,
+ * the partitions after the cutoff and those before the oldest incomplete row: a chunk is
+ * planned over the few partitions that can hold stale rows, not over the whole month.
  */
 export async function finalizeStaleChunk(
   db: Queryable,
-  p: { cutoff: string; low: string; high: string; limit: number; layout?: AuditLogLayout },
+  p: {
+    cutoff: string;
+    low: string;
+    high: string;
+    limit: number;
+    layout?: AuditLogLayout;
+    /** A lower bound of time_started (oldestIncompleteStart), inlined: see below. */
+    from?: string | null;
+  },
 ): Promise<number> {
   if (!Number.isSafeInteger(p.limit) || p.limit < 0) throw new RangeError(`bad limit ${p.limit}`);
   const partitioned = p.layout === 'partitioned';
   const key = partitioned ? 'id, time_started, tableoid' : 'ctid, tableoid';
+  // The picked rows lie within the bounds: repeated on the UPDATE, they prune its partitions too.
+  const bounds = `a.time_started < ${escapeLiteral(p.cutoff)}::timestamptz${p.from ? ` AND a.time_started >= ${escapeLiteral(p.from)}::timestamptz` : ''}`;
   const match = partitioned
-    ? 'a.id = picked.id AND a.time_started = picked.time_started'
+    ? `a.id = picked.id AND a.time_started = picked.time_started AND ${bounds}`
     : 'a.ctid = picked.ctid';
   const joins = partitioned
     ? `, set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
@@ -64,7 +88,12 @@ export async function finalizeStaleChunk(
        SELECT ${key} FROM audit_log
         WHERE time_completed IS NULL
           AND id BETWEEN ${escapeLiteral(p.low)}::uuid AND ${escapeLiteral(p.high)}::uuid
-          AND time_started < ${escapeLiteral(p.cutoff)}::timestamptz
+          AND time_started < ${escapeLiteral(p.cutoff)}::timestamptz${
+            p.from
+              ? `
+          AND time_started >= ${escapeLiteral(p.from)}::timestamptz`
+              : ''
+          }
         ORDER BY id
         LIMIT ${p.limit}
           FOR UPDATE SKIP LOCKED

@@ -26,9 +26,9 @@ export type RetireStatus = { dropped: string[]; heldBack: HeldBack[] };
  * no row-by-row delete, no WAL per row, no dead tuples for autovacuum. Rows are kept up to one
  * span longer than RETENTION, since a partition goes only when all of it has expired.
  *
- * Its contents are read again after DETACH, under the lock, before the drop: a row that became
- * incomplete-and-old in between (which the application cannot write: it starts rows at now())
- * would roll the detach back, so no check-then-act race can lose a row.
+ * Their contents are read again after DETACH, under the lock, before the drop: a row that
+ * arrived in between (which the application cannot write: it starts rows at now()) rolls the
+ * whole transaction back, so no check-then-act race can lose a row.
  */
 export async function dropExpiredPartitions(
   db: pg.Pool,
@@ -36,23 +36,25 @@ export async function dropExpiredPartitions(
   o: { retentionMs: number; signal?: AbortSignal },
 ): Promise<RetireStatus> {
   const status: RetireStatus = { dropped: [], heldBack: [] };
+  const droppable: (sql.TimePartitionRow & { to: string })[] = [];
   for (const p of await expiredPartitions(db, o.retentionMs)) {
-    if (o.signal?.aborted) break;
     const held = await heldBackBy(db, p, o.retentionMs);
-    if (held) {
-      status.heldBack.push(held);
-      continue;
-    }
-    const dropped = await withDdlLock(db, logger, DROP, async (c) => {
-      await sql.detachTimePartition(c, p.name);
-      if (await heldBackBy(c, p, o.retentionMs)) return false;
-      await sql.dropTable(c, p.name);
-      return true;
-    });
-    if (dropped) status.dropped.push(p.name);
+    if (held) status.heldBack.push(held);
+    else droppable.push(p);
   }
-  if (status.dropped.length)
-    logger.info({ dropped: status.dropped }, 'expired time partitions dropped');
+  if (droppable.length === 0 || o.signal?.aborted) return status;
+  // One transaction for all of them: one wait for the parent's lock and one commit, not one per
+  // partition (a backlog of expired days after an outage is dropped at once).
+  const dropped = await withDdlLock(db, logger, DROP, async (c) => {
+    for (const p of droppable) await sql.detachTimePartition(c, p.name);
+    for (const p of droppable)
+      if (await heldBackBy(c, p, o.retentionMs))
+        throw new Error(`time partition ${p.name} received rows while it was being dropped`);
+    for (const p of droppable) await sql.dropTable(c, p.name);
+    return droppable.map((p) => p.name);
+  });
+  status.dropped.push(...dropped);
+  logger.info({ dropped }, 'expired time partitions dropped');
   return status;
 }
 

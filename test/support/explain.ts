@@ -15,7 +15,9 @@ export async function explain(
 ): Promise<PlanNode> {
   let plan: PlanNode | undefined;
   const explaining = {
-    query: async (text: string, values?: unknown[]) => {
+    query: async (query: string | { text: string; values?: unknown[] }, given?: unknown[]) => {
+      const text = typeof query === 'string' ? query : query.text;
+      const values = typeof query === 'string' ? given : (query.values ?? given);
       const last = text.lastIndexOf(';\n');
       if (last >= 0) await db.query(text.slice(0, last));
       const statement = text.slice(last + 1);
