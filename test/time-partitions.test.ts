@@ -278,6 +278,16 @@ describe('retention on time partitions', () => {
     expect(text).toMatch(/within RETENTION/);
   });
 
+  it("finishes a drop an earlier run left half done, and never drops an operator's own detached table", async () => {
+    await db.pool.query('CREATE TABLE audit_log_expired_p19990101 (x int)');
+    await db.pool.query('CREATE TABLE archive_2026_11_01 (LIKE audit_log)');
+    await deleteExpiredEntries(db.pool, { retentionMs: 30 * DAY, timeBudgetMs: 60_000 });
+    const { rows } = await db.pool.query(
+      `SELECT to_regclass('audit_log_expired_p19990101') AS leftover, to_regclass('archive_2026_11_01') AS archive`,
+    );
+    expect(rows[0]).toEqual({ leftover: null, archive: 'archive_2026_11_01' });
+  });
+
   it('drops the held-back partition once the sweeper has finalized its row (and it has expired)', async () => {
     // Finalized long ago, as if the sweeper had run on time; then it expires like the others.
     await db.pool.query(

@@ -293,6 +293,21 @@ export async function detachTimePartition(db: Queryable, name: string): Promise<
   await db.query(`ALTER TABLE audit_log DETACH PARTITION ${escapeIdentifier(name)}`);
 }
 
+export async function renameTable(db: Queryable, from: string, to: string): Promise<void> {
+  await db.query(`ALTER TABLE ${escapeIdentifier(from)} RENAME TO ${escapeIdentifier(to)}`);
+}
+
+/** Plain tables (not partitions) in the search path whose name matches a LIKE pattern. */
+export async function tablesNamedLike(db: Queryable, pattern: string): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>(
+    `SELECT relname AS name FROM pg_class
+      WHERE relkind = 'r' AND NOT relispartition AND relname LIKE $1 AND pg_table_is_visible(oid)
+      ORDER BY relname`,
+    [pattern],
+  );
+  return rows.map((r) => r.name);
+}
+
 export async function dropTable(db: Queryable, name: string): Promise<void> {
   await db.query(`DROP TABLE ${escapeIdentifier(name)}`);
 }
