@@ -15,9 +15,13 @@ export async function staleCutoff(db: Queryable, p: { staleAfterMs: number }): P
  * sweep activation can find stale (rows are started at now() and never become incomplete again).
  */
 export async function oldestIncompleteStart(db: Queryable): Promise<string | null> {
-  const { rows } = await db.query<{ oldest: string | null }>(
-    `SELECT ${rfc3339('min(time_started)')} AS oldest FROM audit_log WHERE time_completed IS NULL`,
-  );
+  // A named statement without parameters: each connection plans it once (over every time
+  // partition, 20-30 ms at 40 of them) and runs that plan each time (one index descent per
+  // partition), instead of planning it at every activation.
+  const { rows } = await db.query<{ oldest: string | null }>({
+    name: 'audit_log_oldest_incomplete',
+    text: `SELECT ${rfc3339('min(time_started)')} AS oldest FROM audit_log WHERE time_completed IS NULL`,
+  });
   return rows[0]?.oldest ?? null;
 }
 

@@ -37,22 +37,6 @@ export type SweepPartitionOptions = {
  * comes from the database clock once per activation. Never throws: a failure is reported in
  * the status's `error`, with what was done before it.
  */
-/**
- * oldestIncompleteStart, read at most once a minute per pool: it plans across every time
- * partition, which would cost each of a run's partition jobs as much as its chunks. An older
- * value is still a lower bound (the oldest incomplete row only ever moves forward), just a
- * looser one.
- */
-const oldest = new WeakMap<Pool, { at: number; value: Promise<string | null> }>();
-function oldestIncompleteCached(pool: Pool): Promise<string | null> {
-  const hit = oldest.get(pool);
-  if (hit && performance.now() - hit.at < 60_000) return hit.value;
-  const value = oldestIncompleteStart(pool);
-  oldest.set(pool, { at: performance.now(), value });
-  value.catch(() => oldest.delete(pool));
-  return value;
-}
-
 export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Promise<SweepStatus> {
   const started = performance.now();
   const { low, high } = partitionRange(o.partition, o.partitions);
@@ -72,7 +56,7 @@ export async function sweepPartition(pool: Pool, o: SweepPartitionOptions): Prom
       auditLogLayout(pool),
     ]);
     // Time partitions older than every incomplete row are left out of each chunk's plan.
-    const from = layout === 'partitioned' ? await oldestIncompleteCached(pool) : null;
+    const from = layout === 'partitioned' ? await oldestIncompleteStart(pool) : null;
     status.cutoff = cutoff;
     while (!o.signal?.aborted && status.chunks < (o.maxChunks ?? Number.POSITIVE_INFINITY)) {
       const limit = Math.min(o.chunkSize, (await o.beforeChunk?.()) ?? o.chunkSize);
