@@ -217,7 +217,8 @@ describe('time windows', () => {
         const offsets = ids.map((_, i) => (offset += s.gaps[i] as number));
         await db.pool.query(
           `UPDATE audit_log AS a
-              SET time_completed = '2024-06-01T00:00:00Z'::timestamptz + make_interval(secs => t.us / 1e6)
+              SET time_started = '2024-05-31T23:59:59Z',
+                  time_completed = '2024-06-01T00:00:00Z'::timestamptz + make_interval(secs => t.us / 1e6)
              FROM unnest($1::uuid[], $2::float8[]) AS t(id, us)
             WHERE a.id = t.id`,
           [ids, offsets],

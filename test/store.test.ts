@@ -476,7 +476,8 @@ describe('list', () => {
     for (const t of times) {
       const id = await store.init(entry());
       await db.pool.query(
-        `UPDATE audit_log SET time_completed = $2, result_kind = 'success', http_status_code = 200
+        `UPDATE audit_log SET time_started = $2::timestamptz - interval '1 second',
+                time_completed = $2, result_kind = 'success', http_status_code = 200
           WHERE id = $1`,
         [id, t],
       );
@@ -520,7 +521,8 @@ describe('list', () => {
     const cautious = new AuditLogStore(db.pool, { listSafetyMarginMs: 60_000 });
     expect((await cautious.list({ startTime: EPOCH })).items).toEqual([]);
     await db.pool.query(
-      `UPDATE audit_log SET time_completed = now() - interval '61 seconds' WHERE id = $1`,
+      `UPDATE audit_log SET time_started = now() - interval '62 seconds',
+              time_completed = now() - interval '61 seconds' WHERE id = $1`,
       [id],
     );
     expect(ids((await cautious.list({ startTime: EPOCH })).items)).toEqual([id]);

@@ -63,12 +63,14 @@ const keyValues = (timeStarted: string | undefined) =>
 
 /**
  * Completes a row now (database clock), unless it is already final: a completed row is
- * immutable. True when this call completed it.
+ * immutable. True when this call completed it. Never before its start: `greatest` keeps
+ * time_completed >= time_started even if the database clock stepped back in between, which
+ * listCompleted relies on to skip time partitions.
  */
 export async function completeEntry(db: Queryable, c: CompletionUpdate): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE audit_log
-        SET time_completed = now(), result_kind = $2, http_status_code = $3,
+        SET time_completed = greatest(now(), time_started), result_kind = $2, http_status_code = $3,
             error_code = $4, error_message = $5
       WHERE ${keyMatch(c.timeStarted, 6)} AND time_completed IS NULL`,
     [
@@ -162,11 +164,12 @@ const LIST_HORIZON = `CASE WHEN pg_is_in_recovery()
  * to_char output column of the same name and sorts the formatted text of the whole range
  * instead of walking the (time_completed, id) index (test/list-plan.test.ts reads the plan).
  *
- * On the time-partitioned layout the page is a Merge Append of every partition's
- * (time_completed, id) index: one descent each for partitions with nothing in the range. The
- * range is not turned into a bound on time_started (a row completes after it starts) to prune
- * partitions: that holds only while the database clock never steps back, and correctness here
- * never depends on a clock.
+ * Every write sets time_completed to greatest(now(), time_started), so a row completed before
+ * the range's end started before it too, whatever the clock did: the same bound on time_started
+ * lets the time-partitioned layout leave out, when the statement starts, every partition that
+ * begins after the range (or after now - margin). The page is a Merge Append of the remaining
+ * partitions' (time_completed, id) indexes. On the plain layout the bound is a filter that
+ * rejects no row the product wrote.
  *
  * It is a named statement: on a pool made with `genericPlans` (the API's), each connection plans
  * it once, generically, and prunes partitions when it runs. Planned per call with its values,
@@ -182,6 +185,7 @@ export async function listCompleted(db: Queryable, p: ListCompletedParams): Prom
        FROM audit_log_complete AS a
       WHERE a.time_completed >= $1::timestamptz
         AND a.time_completed < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
+        AND a.time_started < LEAST(COALESCE($2::timestamptz, 'infinity'), ${msAgo('$6')})
         AND a.time_completed + interval '0' < (SELECT ${LIST_HORIZON}) - make_interval(secs => $6::float8 / 1000)
         AND ($4::timestamptz IS NULL OR (a.time_completed, a.id) ${cmp} ($4::timestamptz, $5::uuid))
       ORDER BY a.time_completed ${p.direction}, a.id ${p.direction}

@@ -103,7 +103,7 @@ export async function finalizeStaleChunk(
           FOR UPDATE SKIP LOCKED
      ), finalized AS (
        UPDATE audit_log AS a
-          SET time_completed = now(), result_kind = 'timeout'
+          SET time_completed = greatest(now(), a.time_started), result_kind = 'timeout'
          FROM picked
         WHERE ${match} AND a.tableoid = picked.tableoid AND a.time_completed IS NULL
        RETURNING a.id
