@@ -11,6 +11,7 @@ import { createMetrics } from '../src/metrics.ts';
 import { connectProducer } from '../src/queue/connection.ts';
 import { requestSweep, waitForSweep } from '../src/queue/request-sweep.ts';
 import { closeSweepQueue, createSweepQueue } from '../src/queue/sweep-queue.ts';
+import { readRecentRunsFromRedis } from '../src/run-history/redis.ts';
 import { AUTH, PASSWORD, USER } from './support/dashboard-harness.ts';
 import { sweeperEnv } from './support/harness.ts';
 import { captureLogger } from './support/logs.ts';
@@ -135,14 +136,17 @@ describe('a worker under a flood of /readyz', () => {
     cleanups.push(() => worker.close());
     const listening = records().find((r) => r.msg === 'probes and metrics listening');
     const url = `http://127.0.0.1:${listening?.port}/readyz`;
-    await seed(world.db.pool, { kind: 'incomplete', count: 20_000, tag: 'flood' });
-
     const redis = await connectProducer(config, silentLogger);
     const sq = createSweepQueue(redis, config.QUEUE_PREFIX);
     cleanups.push(async () => {
       await closeSweepQueue(sq);
       redis.disconnect();
     });
+    // The worker's scheduler fires a run at start: seeded while it ran, the rows could fall to
+    // partitions it had already swept, and the tick below would join that run.
+    await expect.poll(async () => (await readRecentRunsFromRedis(sq, redis, 1)).length).toBe(1);
+    await seed(world.db.pool, { kind: 'incomplete', count: 20_000, tag: 'flood' });
+
     const tick = await requestSweep(sq);
     const probes: Promise<number[]>[] = [];
     const sampled: { readiness: number; selectOnWorker: number }[] = [];
